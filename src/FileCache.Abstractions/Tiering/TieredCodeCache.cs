@@ -1,0 +1,327 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Diagnostics.Metrics;
+using System.Runtime.ExceptionServices;
+using FileCache.Diagnostics;
+using FileCache.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace FileCache.Tiering;
+
+/// <summary>
+/// Composes several caches into one, fastest first: reads try each tier in order and promote a
+/// hit into the faster tiers; adds and deletes go to every tier.
+/// </summary>
+/// <remarks>
+/// A tier that fails while reading is logged, counted (<c>filecache.tier_failures</c>) and skipped,
+/// so a broken slow tier never fails a lookup. Add and Delete try every tier and then rethrow the
+/// failure(s); a tier whose Add failed is also asked to delete the key so it cannot keep serving
+/// an older value.
+/// </remarks>
+public sealed partial class TieredCodeCache : IWasmCodeCache, IDisposable, IAsyncDisposable
+{
+    private readonly IWasmCodeCache[] _tiers;
+    private readonly bool _ownsTiers;
+    private readonly ILogger _logger;
+    private readonly WasmCodeCacheMetrics _metrics;
+
+    /// <summary>Creates a tiered cache.</summary>
+    /// <param name="tiers">The tiers, fastest first; at least one.</param>
+    /// <param name="ownsTiers">Whether disposing this cache disposes the tiers.</param>
+    /// <param name="logger">Receives tier failures; optional.</param>
+    /// <param name="meterFactory">Creates the meter; optional.</param>
+    public TieredCodeCache(IEnumerable<IWasmCodeCache> tiers, bool ownsTiers = false, ILogger<TieredCodeCache>? logger = null, IMeterFactory? meterFactory = null)
+    {
+        ArgumentNullException.ThrowIfNull(tiers);
+        _tiers = [.. tiers];
+        if (_tiers.Length == 0)
+        {
+            throw new ArgumentException("A tiered cache needs at least one tier.", nameof(tiers));
+        }
+
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            if (_tiers[i] is null)
+            {
+                throw new ArgumentException($"Tier {i} is null.", nameof(tiers));
+            }
+        }
+
+        _ownsTiers = ownsTiers;
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _metrics = new WasmCodeCacheMetrics(meterFactory, "tiered");
+    }
+
+    /// <summary>The tiers, fastest first.</summary>
+    public IReadOnlyList<IWasmCodeCache> Tiers => _tiers;
+
+    /// <inheritdoc/>
+    public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
+    {
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                if (!_tiers[i].TryGet(key, out var found))
+                {
+                    continue;
+                }
+
+                if (i == 0)
+                {
+                    content = found;
+                    _metrics.Hit(0);
+                    return true;
+                }
+
+                byte[] bytes;
+                using (found)
+                {
+                    bytes = StreamBytes.ReadToEnd(found);
+                }
+
+                for (int j = 0; j < i; j++)
+                {
+                    try
+                    {
+                        _tiers[j].Add(key, ReadOnly(bytes));
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        OnTierFailure(j, "add", key, e);
+                    }
+                }
+
+                content = ReadOnly(bytes);
+                _metrics.Hit(bytes.Length);
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "get", key, e);
+            }
+        }
+
+        content = null;
+        _metrics.Miss();
+        return false;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                var found = await _tiers[i].GetAsync(key, cancellationToken).ConfigureAwait(false);
+                if (found is null)
+                {
+                    continue;
+                }
+
+                if (i == 0)
+                {
+                    _metrics.Hit(0);
+                    return found;
+                }
+
+                byte[] bytes;
+                await using (found.ConfigureAwait(false))
+                {
+                    bytes = await StreamBytes.ReadToEndAsync(found, cancellationToken).ConfigureAwait(false);
+                }
+
+                for (int j = 0; j < i; j++)
+                {
+                    try
+                    {
+                        await _tiers[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        OnTierFailure(j, "add", key, e);
+                    }
+                }
+
+                _metrics.Hit(bytes.Length);
+                return ReadOnly(bytes);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "get", key, e);
+            }
+        }
+
+        _metrics.Miss();
+        return null;
+    }
+
+    /// <inheritdoc/>
+    public void Add(CacheKey key, Stream content)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        // Every tier reads the same bytes: rewind a seekable source, buffer any other.
+        var source = content.CanSeek ? content : ReadOnly(StreamBytes.ReadToEnd(content));
+        long start = source.Position;
+        List<Exception>? failures = null;
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                source.Position = start;
+                _tiers[i].Add(key, source);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "add", key, e);
+                (failures ??= []).Add(e);
+                TryDeleteAfterFailedAdd(i, key);
+            }
+        }
+
+        ThrowIfFailed(failures, key, "add");
+        _metrics.Added(source.Position - start);
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        cancellationToken.ThrowIfCancellationRequested();
+        var source = content.CanSeek ? content : ReadOnly(await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false));
+        long start = source.Position;
+        List<Exception>? failures = null;
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                source.Position = start;
+                await _tiers[i].AddAsync(key, source, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "add", key, e);
+                (failures ??= []).Add(e);
+                TryDeleteAfterFailedAdd(i, key);
+            }
+        }
+
+        ThrowIfFailed(failures, key, "add");
+        _metrics.Added(source.Position - start);
+    }
+
+    /// <inheritdoc/>
+    public void Delete(CacheKey key)
+    {
+        List<Exception>? failures = null;
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                _tiers[i].Delete(key);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "delete", key, e);
+                (failures ??= []).Add(e);
+            }
+        }
+
+        ThrowIfFailed(failures, key, "delete");
+        _metrics.Deleted();
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        List<Exception>? failures = null;
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                await _tiers[i].DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "delete", key, e);
+                (failures ??= []).Add(e);
+            }
+        }
+
+        ThrowIfFailed(failures, key, "delete");
+        _metrics.Deleted();
+    }
+
+    /// <summary>Disposes the tiers when this cache owns them.</summary>
+    public void Dispose()
+    {
+        if (_ownsTiers)
+        {
+            foreach (var tier in _tiers)
+            {
+                (tier as IDisposable)?.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Disposes the tiers when this cache owns them.</summary>
+    /// <returns>A task that completes when the tiers are disposed.</returns>
+    public async ValueTask DisposeAsync()
+    {
+        if (_ownsTiers)
+        {
+            foreach (var tier in _tiers)
+            {
+                if (tier is IAsyncDisposable asyncDisposable)
+                {
+                    await asyncDisposable.DisposeAsync().ConfigureAwait(false);
+                }
+                else
+                {
+                    (tier as IDisposable)?.Dispose();
+                }
+            }
+        }
+    }
+
+    private static MemoryStream ReadOnly(byte[] bytes) => new(bytes, 0, bytes.Length, writable: false, publiclyVisible: false);
+
+    private void TryDeleteAfterFailedAdd(int tier, CacheKey key)
+    {
+        try
+        {
+            _tiers[tier].Delete(key);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            OnTierFailure(tier, "delete", key, e);
+        }
+    }
+
+    private void OnTierFailure(int tier, string operation, CacheKey key, Exception e)
+    {
+        _metrics.TierFailure(operation);
+        LogTierFailed(_logger, tier, _tiers[tier].GetType().Name, operation, key, e);
+    }
+
+    private static void ThrowIfFailed(List<Exception>? failures, CacheKey key, string operation)
+    {
+        if (failures is null)
+        {
+            return;
+        }
+
+        if (failures.Count == 1)
+        {
+            ExceptionDispatchInfo.Capture(failures[0]).Throw();
+        }
+
+        throw new AggregateException($"The {operation} of cache key {key} failed on {failures.Count} tiers.", failures);
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache tier {Tier} ({Backend}) failed to {Operation} key {Key}")]
+    private static partial void LogTierFailed(ILogger logger, int tier, string backend, string operation, CacheKey key, Exception exception);
+}
