@@ -1,0 +1,121 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FileCache.Disk;
+
+/// <summary>Options of <see cref="DiskCodeCache"/>.</summary>
+public sealed class DiskCodeCacheOptions : IValidatableObject
+{
+    /// <summary>
+    /// The cache directory. Relative paths resolve against the current directory when the cache is
+    /// created. <see langword="null"/> (the default) means <see cref="DefaultDirectory"/>.
+    /// </summary>
+    public string? Directory { get; set; }
+
+    /// <summary>Whether each Add flushes the entry to the storage device before publishing it
+    /// (default <see cref="DiskDurability.Flush"/>).</summary>
+    public DiskDurability Durability { get; set; } = DiskDurability.Flush;
+
+    /// <summary>
+    /// The most bytes of entries the directory holds before least recently used entries are evicted
+    /// (default 1 GiB). <see langword="null"/> turns size-based eviction off.
+    /// </summary>
+    [Range(1L, long.MaxValue, ErrorMessage = "DiskCodeCacheOptions.MaxSize must be at least 1 byte (or null for no limit).")]
+    public long? MaxSize { get; set; } = 1L << 30;
+
+    /// <summary>Eviction trims the directory to this fraction of <see cref="MaxSize"/>, so it does
+    /// not run again on the next Add (default 0.8).</summary>
+    [Range(0.1, 1.0, ErrorMessage = "DiskCodeCacheOptions.TrimRatio must be between 0.1 and 1.0.")]
+    public double TrimRatio { get; set; } = 0.8;
+
+    /// <summary>Entries not used for longer than this are evicted; <see langword="null"/> (the default) keeps them.</summary>
+    public TimeSpan? MaxAge { get; set; }
+
+    /// <summary>A hit refreshes its entry's last-use time at most once per this interval, so hits
+    /// do not write on every read (default 1 hour).</summary>
+    public TimeSpan UseTimeResolution { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>Temporary files older than this are left-overs of killed writers and are swept
+    /// (default 1 hour; a live writer's temp is younger).</summary>
+    public TimeSpan StaleTempFileAge { get; set; } = TimeSpan.FromHours(1);
+
+    /// <summary>
+    /// Serves hits but never writes: no Add, no Delete, no use-time refresh, no eviction. Add and
+    /// Delete throw <see cref="ReadOnlyWasmCodeCacheException"/>. For caches baked into images.
+    /// </summary>
+    public bool ReadOnly { get; set; }
+
+    /// <summary>
+    /// When set, every entry carries an HMAC-SHA256 tag made with this key, and entries without a
+    /// valid tag are rejected as corrupt. At least 16 bytes; 32 random bytes are recommended.
+    /// </summary>
+    public byte[]? AuthenticationKey { get; set; }
+
+    /// <summary>The mode of entry files on Unix (default 0600, owner read/write).</summary>
+    public UnixFileMode FileMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite;
+
+    /// <summary>The mode of the cache directory when this cache creates it, on Unix (default 0700).</summary>
+    public UnixFileMode DirectoryMode { get; set; } = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute;
+
+    /// <summary>
+    /// The platform's per-user cache folder plus <c>filecache</c>: <c>$XDG_CACHE_HOME/filecache</c> or
+    /// <c>~/.cache/filecache</c> on Linux, <c>~/Library/Caches/filecache</c> on macOS,
+    /// <c>%LOCALAPPDATA%\filecache</c> on Windows.
+    /// </summary>
+    public static string DefaultDirectory
+    {
+        get
+        {
+            string root;
+            if (OperatingSystem.IsWindows())
+            {
+                root = Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData);
+            }
+            else if (OperatingSystem.IsMacOS())
+            {
+                root = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), "Library", "Caches");
+            }
+            else
+            {
+                string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+                root = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg)
+                    ? xdg
+                    : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            }
+
+            return Path.Combine(root, "filecache");
+        }
+    }
+
+    /// <summary>Checks the settings that data annotations cannot express.</summary>
+    /// <param name="validationContext">The validation context.</param>
+    /// <returns>The problems found.</returns>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        string path = Path.GetFullPath(Directory ?? DefaultDirectory);
+        if (File.Exists(path))
+        {
+            yield return new ValidationResult($"DiskCodeCacheOptions.Directory '{path}' exists but is not a directory.", [nameof(Directory)]);
+        }
+
+        if (AuthenticationKey is { Length: < 16 })
+        {
+            yield return new ValidationResult($"DiskCodeCacheOptions.AuthenticationKey has {AuthenticationKey.Length} bytes; at least 16 are required.", [nameof(AuthenticationKey)]);
+        }
+
+        if (UseTimeResolution < TimeSpan.Zero || StaleTempFileAge <= TimeSpan.Zero || MaxAge <= TimeSpan.Zero)
+        {
+            yield return new ValidationResult("DiskCodeCacheOptions.UseTimeResolution must not be negative; StaleTempFileAge and MaxAge must be positive.", [nameof(UseTimeResolution), nameof(StaleTempFileAge), nameof(MaxAge)]);
+        }
+    }
+}
+
+/// <summary>How hard an Add works to survive a power loss.</summary>
+public enum DiskDurability
+{
+    /// <summary>Flush the entry to the device before publishing it (the default).</summary>
+    Flush,
+
+    /// <summary>Publish without flushing: faster; after a power loss an entry may be empty or
+    /// truncated, which the integrity check then treats as a miss.</summary>
+    None,
+}

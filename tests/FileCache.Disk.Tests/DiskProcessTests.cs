@@ -1,0 +1,152 @@
+using System.Diagnostics;
+using FileCache.Specification.Tests;
+
+namespace FileCache.Disk.Tests;
+
+/// <summary>Real child processes: killed writers, several processes on one directory, a full disk.</summary>
+public sealed class DiskProcessTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [Fact]
+    public async Task KilledWriters_LeaveOnlyCompleteEntries_AndTempsAreSwept()
+    {
+        var random = new Random(1234);
+        const int kills = 50;
+        for (int i = 0; i < kills; i++)
+        {
+            using var writer = Worker.Start("write-loop", _dir.Path);
+            string? first = await writer.StandardOutput.ReadLineAsync().WaitAsync(TimeSpan.FromSeconds(60));
+            Assert.Equal("ready", first);
+            await Task.Delay(random.Next(0, 60));
+            writer.Kill(); // SIGKILL on Unix: no finally block, no cleanup
+            await writer.WaitForExitAsync();
+        }
+
+        var reader = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, StaleTempFileAge = TimeSpan.FromMilliseconds(1), MaxSize = null });
+        int valid = 0;
+        for (int keyId = 0; keyId < 8; keyId++)
+        {
+            bool onDisk = File.Exists(reader.GetPath(TestKeys.Key(keyId)));
+            if (reader.TryGet(TestKeys.Key(keyId), out var s))
+            {
+                using var m = new MemoryStream();
+                s.CopyTo(m);
+                s.Dispose();
+                Assert.Null(TestPayload.Check(m.ToArray(), keyId));
+                valid++;
+            }
+            else
+            {
+                Assert.False(onDisk, $"entry {keyId} is on disk but not valid: a torn write was published");
+            }
+        }
+
+        Assert.True(valid > 0, "no writer finished a single entry in 50 runs");
+        Thread.Sleep(10);
+        reader.Trim();
+        Assert.DoesNotContain(_dir.Files(), f => f.StartsWith(".tmp-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task FourProcessesTimesFourThreads_EveryHitIsComplete()
+    {
+        var runs = Enumerable.Range(0, 4).Select(_ => Worker.RunAsync(TimeSpan.FromMinutes(2), "hammer", _dir.Path, "4", "3000")).ToArray();
+        var results = await Task.WhenAll(runs);
+        foreach (var (exitCode, output) in results)
+        {
+            Assert.True(exitCode == 0, output);
+        }
+    }
+
+    [Fact]
+    public async Task TwoProcessesAdding_KeepTheDirectoryNearTheLimit()
+    {
+        const long maxSize = 4L << 20; // 4 MiB; each entry is 256 KiB
+        var writers = new[] { Worker.RunAsync(TimeSpan.FromMinutes(2), "fill", _dir.Path, maxSize.ToString(System.Globalization.CultureInfo.InvariantCulture), "120", "1"),
+                              Worker.RunAsync(TimeSpan.FromMinutes(2), "fill", _dir.Path, maxSize.ToString(System.Globalization.CultureInfo.InvariantCulture), "120", "2") };
+        long peak = 0;
+        var all = Task.WhenAll(writers);
+        while (!all.IsCompleted)
+        {
+            peak = Math.Max(peak, DirectorySize());
+            await Task.Delay(5);
+        }
+
+        foreach (var (exitCode, output) in await all)
+        {
+            Assert.True(exitCode == 0, output);
+        }
+
+        // Writing 60 MiB through a 4 MiB cache: background trims keep it bounded while it runs
+        // (each process only learns the other's entries when it scans, so allow one hysteresis band).
+        Assert.True(peak <= maxSize * 3 / 2, $"peak {peak} bytes against a limit of {maxSize}");
+        var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = maxSize });
+        cache.Trim();
+        Assert.True(DirectorySize() <= maxSize, $"after a trim {DirectorySize()} bytes remain against {maxSize}");
+    }
+
+    [SkippableFact]
+    public void DiskFull_AddFailsWithIOException_NoPartialEntryOrTemp_OldEntriesStillRead()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "Mounting a small tmpfs needs Linux and root.");
+        Directory.CreateDirectory(_dir.Path);
+        Run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", _dir.Path);
+        try
+        {
+            var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = null });
+            var small = TestPayload.Create(1, 1, 512 * 1024);
+            cache.Add(TestKeys.Key(1), new MemoryStream(small));
+            var e = Assert.ThrowsAny<IOException>(() => cache.Add(TestKeys.Key(2), new MemoryStream(TestPayload.Create(2, 1, 4 << 20))));
+            Assert.Contains(_dir.Path, e.Message);
+            Assert.Equal([TestKeys.Key(1).ToString()], _dir.Files().Where(f => f != ".trim.lock"));
+            Assert.True(cache.TryGet(TestKeys.Key(1), out var s));
+            using var m = new MemoryStream();
+            s.CopyTo(m);
+            s.Dispose();
+            Assert.Equal(small, m.ToArray());
+        }
+        finally
+        {
+            Run("umount", _dir.Path);
+        }
+    }
+
+    private long DirectorySize()
+    {
+        try
+        {
+            return new DirectoryInfo(_dir.Path).EnumerateFiles().Where(f => f.Name.Length == 64).Sum(f =>
+            {
+                try
+                {
+                    return f.Length;
+                }
+                catch (FileNotFoundException)
+                {
+                    return 0;
+                }
+            });
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return 0;
+        }
+    }
+
+    private static void Run(string file, params string[] args)
+    {
+        var info = new ProcessStartInfo(file) { RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var p = Process.Start(info)!;
+        string error = p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {error}");
+    }
+}
