@@ -12,7 +12,9 @@ public sealed partial class DiskCodeCache
     /// exist, or when another process is trimming the same directory.
     /// </summary>
     /// <returns>How many entries and temp files were removed.</returns>
-    public int Trim()
+    public int Trim() => Trim(TimeSpan.Zero);
+
+    private int Trim(TimeSpan lockWait)
     {
         if (_options.ReadOnly || !System.IO.Directory.Exists(Directory))
         {
@@ -21,14 +23,22 @@ public sealed partial class DiskCodeCache
 
         // An exclusive lock on a file: the OS releases it when a process dies, so a crashed
         // trimmer can never block the others (on Unix .NET takes flock for FileShare.None).
-        FileStream lockFile;
-        try
+        FileStream? lockFile = null;
+        long deadline = Environment.TickCount64 + (long)lockWait.TotalMilliseconds;
+        while (lockFile is null)
         {
-            lockFile = new FileStream(Path.Join(Directory, LockFileName), FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.None);
-        }
-        catch (IOException)
-        {
-            return 0; // another process is trimming
+            try
+            {
+                lockFile = OpenLockFile();
+            }
+            catch (IOException) when (Environment.TickCount64 < deadline)
+            {
+                Thread.Sleep(5);
+            }
+            catch (IOException)
+            {
+                return 0; // another process is trimming
+            }
         }
 
         using (lockFile)
@@ -102,5 +112,16 @@ public sealed partial class DiskCodeCache
 
             return removed + swept;
         }
+    }
+
+    private FileStream OpenLockFile()
+    {
+        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
+        if (!OperatingSystem.IsWindows())
+        {
+            options.UnixCreateMode = _options.FileMode;
+        }
+
+        return new FileStream(Path.Join(Directory, LockFileName), options);
     }
 }

@@ -35,7 +35,7 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
     private readonly CancellationTokenSource _disposed = new();
     private long _approximateSize = -1; // unknown until the first scan
     private long _lastScanTimestamp; // 0: never scanned
-    private int _trimming;
+    private readonly SemaphoreSlim _trimGate = new(1, 1); // one trim at a time in this process
     private int _directoryChecked;
 
     /// <summary>Creates a cache over a directory. Does no I/O.</summary>
@@ -465,30 +465,60 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
     private void OnAdded(long payloadLength)
     {
         _metrics.Added(payloadLength);
+        if (_options.ReadOnly)
+        {
+            return;
+        }
+
         long size = Interlocked.Add(ref _approximateSize, payloadLength + EntryFrame.TrailerSize);
         long lastScan = Interlocked.Read(ref _lastScanTimestamp);
         bool firstScan = lastScan == 0;
-        // Trim before the limit is reached (half-way into the hysteresis band): other processes
-        // add too and this process only learns of their entries when it scans.
+        // Start trimming half-way into the hysteresis band: other processes add too, and this
+        // process only learns of their entries when it scans.
         bool overSize = _options.MaxSize is long max && size > (long)(max * (1 + _options.TrimRatio) / 2);
         bool periodic = !firstScan && _time.GetElapsedTime(lastScan) > MaintenanceInterval;
-        if ((firstScan || overSize || periodic) && Interlocked.CompareExchange(ref _trimming, 1, 0) == 0)
+        if (_options.MaxSize is long limit && size > limit)
+        {
+            // Writers outran the background trim: this caller waits for one, so the directory
+            // cannot grow without bound. The usual case below never blocks an Add.
+            _trimGate.Wait(_disposed.Token);
+            try
+            {
+                if (Interlocked.Read(ref _approximateSize) > limit)
+                {
+                    TrimAndLog(TimeSpan.FromSeconds(2)); // wait out another process's trim, then rescan
+                }
+            }
+            finally
+            {
+                _trimGate.Release();
+            }
+        }
+        else if ((firstScan || overSize || periodic) && _trimGate.Wait(0))
         {
             _ = Task.Run(() =>
             {
                 try
                 {
-                    Trim();
-                }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-                {
-                    LogTrimFailed(_logger, Directory, e);
+                    TrimAndLog();
                 }
                 finally
                 {
-                    Volatile.Write(ref _trimming, 0);
+                    _trimGate.Release();
                 }
             });
+        }
+    }
+
+    private void TrimAndLog(TimeSpan lockWait = default)
+    {
+        try
+        {
+            Trim(lockWait);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogTrimFailed(_logger, Directory, e);
         }
     }
 
