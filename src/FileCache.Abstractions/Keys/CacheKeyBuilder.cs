@@ -1,0 +1,198 @@
+using System.Buffers.Binary;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace FileCache;
+
+/// <summary>
+/// The canonical key encoder that generated code calls and hand-written code may use: an
+/// incremental SHA-256 over a fixed encoding of values (see <c>docs/key-encoding.md</c>).
+/// </summary>
+/// <remarks>
+/// Integers are little-endian with their declared width; booleans one byte; strings a 32-bit
+/// UTF-8 length (0xFFFFFFFF for null) then the bytes; byte sequences a 64-bit length then the
+/// bytes; nullable values a presence byte. The hash object is reused per thread, so deriving a key
+/// allocates nothing after the first use on a thread.
+/// </remarks>
+public ref struct CacheKeyBuilder
+{
+    /// <summary>The first bytes of every encoding; changes only if the encoding itself changes.</summary>
+    public static ReadOnlySpan<byte> EncodingMagic => "FileCache.Key/v1\0"u8;
+
+    [ThreadStatic]
+    private static IncrementalHash? s_cached;
+
+    private IncrementalHash? _hash;
+
+    /// <summary>Starts an encoding: writes <see cref="EncodingMagic"/>, the domain and the version.</summary>
+    /// <param name="domain">What the key is for.</param>
+    /// <param name="version">The key type's version.</param>
+    /// <returns>The builder.</returns>
+    public static CacheKeyBuilder Create(string domain, int version)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        var hash = s_cached ?? IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        s_cached = null;
+        var builder = new CacheKeyBuilder { _hash = hash };
+        builder.AppendRaw(EncodingMagic);
+        builder.Append(domain);
+        builder.Append(version);
+        return builder;
+    }
+
+    /// <summary>Appends raw bytes with no length prefix (fixed-size values such as fingerprints).</summary>
+    /// <param name="bytes">The bytes.</param>
+    public readonly void AppendRaw(ReadOnlySpan<byte> bytes) => Hash.AppendData(bytes);
+
+    /// <summary>Appends a boolean as one byte (0 or 1).</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(bool value) => AppendRaw([value ? (byte)1 : (byte)0]);
+
+    /// <summary>Appends one byte.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(byte value) => AppendRaw([value]);
+
+    /// <summary>Appends one byte.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(sbyte value) => AppendRaw([(byte)value]);
+
+    /// <summary>Appends 2 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(short value) => Append((ushort)value);
+
+    /// <summary>Appends 2 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(ushort value)
+    {
+        Span<byte> b = stackalloc byte[2];
+        BinaryPrimitives.WriteUInt16LittleEndian(b, value);
+        AppendRaw(b);
+    }
+
+    /// <summary>Appends a UTF-16 code unit as 2 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(char value) => Append((ushort)value);
+
+    /// <summary>Appends 4 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(int value) => Append((uint)value);
+
+    /// <summary>Appends 4 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(uint value)
+    {
+        Span<byte> b = stackalloc byte[4];
+        BinaryPrimitives.WriteUInt32LittleEndian(b, value);
+        AppendRaw(b);
+    }
+
+    /// <summary>Appends 8 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(long value) => Append((ulong)value);
+
+    /// <summary>Appends 8 bytes, little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(ulong value)
+    {
+        Span<byte> b = stackalloc byte[8];
+        BinaryPrimitives.WriteUInt64LittleEndian(b, value);
+        AppendRaw(b);
+    }
+
+    /// <summary>Appends the IEEE 754 bits, 4 bytes little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(float value) => Append(BitConverter.SingleToUInt32Bits(value));
+
+    /// <summary>Appends the IEEE 754 bits, 8 bytes little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(double value) => Append(BitConverter.DoubleToUInt64Bits(value));
+
+    /// <summary>Appends the 16 bytes of <see cref="Guid.TryWriteBytes(Span{byte})"/>.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(Guid value)
+    {
+        Span<byte> b = stackalloc byte[16];
+        value.TryWriteBytes(b);
+        AppendRaw(b);
+    }
+
+    /// <summary>Appends the ticks, 8 bytes little-endian.</summary>
+    /// <param name="value">The value.</param>
+    public readonly void Append(TimeSpan value) => Append(value.Ticks);
+
+    /// <summary>Appends a string: its UTF-8 length as 4 bytes (0xFFFFFFFF for null), then its UTF-8 bytes.</summary>
+    /// <param name="value">The value, or null.</param>
+    public readonly void Append(string? value)
+    {
+        if (value is null)
+        {
+            Append(uint.MaxValue);
+            return;
+        }
+
+        int length = Encoding.UTF8.GetByteCount(value);
+        Append((uint)length);
+        if (length <= 256)
+        {
+            Span<byte> utf8 = stackalloc byte[length];
+            Encoding.UTF8.GetBytes(value, utf8);
+            AppendRaw(utf8);
+        }
+        else
+        {
+            AppendRaw(Encoding.UTF8.GetBytes(value));
+        }
+    }
+
+    /// <summary>Appends bytes: their length as 8 bytes, then the bytes.</summary>
+    /// <param name="bytes">The bytes.</param>
+    public readonly void AppendBytes(ReadOnlySpan<byte> bytes)
+    {
+        Append((ulong)bytes.Length);
+        AppendRaw(bytes);
+    }
+
+    /// <summary>Appends a presence byte: 1 when a nullable value or reference follows, 0 when absent.</summary>
+    /// <param name="present">Whether a value follows.</param>
+    public readonly void AppendPresence(bool present) => Append(present);
+
+    /// <summary>Appends a collection's element count as 4 bytes (0xFFFFFFFF for a null collection).</summary>
+    /// <param name="count">The count, or -1 for null.</param>
+    public readonly void AppendCount(int count) => Append(count < 0 ? uint.MaxValue : (uint)count);
+
+    /// <summary>Appends the process architecture and, when asked, the CPU feature bits.</summary>
+    /// <param name="includeCpuFeatures">Whether to append <see cref="CpuFeatures.Current"/>.</param>
+    public readonly void AppendTarget(bool includeCpuFeatures)
+    {
+        Append(CpuFeatures.Architecture);
+        Append(includeCpuFeatures);
+        if (includeCpuFeatures)
+        {
+            Append(CpuFeatures.Current);
+        }
+    }
+
+    /// <summary>Finishes: appends the Wasm bytes (length-prefixed) and returns the key. The builder
+    /// cannot be used afterwards.</summary>
+    /// <param name="wasm">The module's bytes.</param>
+    /// <returns>The key.</returns>
+    public CacheKey Finish(ReadOnlySpan<byte> wasm)
+    {
+        AppendBytes(wasm);
+        return ToKey();
+    }
+
+    /// <summary>Returns the SHA-256 of everything appended as a key. The builder cannot be used afterwards.</summary>
+    /// <returns>The key.</returns>
+    public CacheKey ToKey()
+    {
+        var hash = Hash;
+        Span<byte> digest = stackalloc byte[CacheKey.Size];
+        hash.GetHashAndReset(digest);
+        _hash = null;
+        s_cached = hash;
+        return new CacheKey(digest);
+    }
+
+    private readonly IncrementalHash Hash => _hash ?? throw new InvalidOperationException("Use CacheKeyBuilder.Create to start a key; a finished builder cannot be reused.");
+}

@@ -1,0 +1,50 @@
+namespace FileCache;
+
+/// <summary>
+/// Marks a partial type that describes everything that changes compiled code (engine settings,
+/// target, ...). The FileCache source generator then emits, without reflection,
+/// <c>CacheKey DeriveKey(ReadOnlySpan&lt;byte&gt; wasm)</c>, a <c>SchemaFingerprint</c> and
+/// <see cref="IWasmCodeCacheKey"/>. The key hashes, in the canonical encoding of
+/// <c>docs/key-encoding.md</c>: the domain, the version, the schema fingerprint (members' names
+/// and declared types), every member's value, the versions of the <see cref="VersionOf"/>
+/// assemblies (read at compile time), the process architecture, optionally the CPU features, and
+/// the Wasm bytes.
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Struct, AllowMultiple = false, Inherited = false)]
+public sealed class WasmCodeCacheKeyAttribute : Attribute
+{
+    /// <summary>Marks a key type.</summary>
+    /// <param name="domain">Names what the key is for, for example <c>"my-host/engine"</c>; unique per compilation.</param>
+    public WasmCodeCacheKeyAttribute(string domain)
+    {
+        Domain = domain;
+    }
+
+    /// <summary>Names what the key is for; part of every key.</summary>
+    public string Domain { get; }
+
+    /// <summary>A positive number to bump by hand when something outside the members changes the
+    /// compiled code (default 1).</summary>
+    public int Version { get; set; } = 1;
+
+    /// <summary>Types whose assemblies' versions become part of every key, read at compile time,
+    /// for example <c>typeof(Wasmtime.Engine)</c>.</summary>
+    public Type[]? VersionOf { get; set; }
+
+    /// <summary>Whether the CPU features that compiled code may depend on are part of every key
+    /// (<see cref="CpuFeatures.Current"/>).</summary>
+    public bool IncludeCpuFeatures { get; set; }
+}
+
+/// <summary>Implemented by generated code for every <see cref="WasmCodeCacheKeyAttribute"/> type.</summary>
+public interface IWasmCodeCacheKey
+{
+    /// <summary>Derives the cache key of <paramref name="wasm"/> compiled with these settings.</summary>
+    /// <param name="wasm">The WebAssembly module's bytes.</param>
+    /// <returns>The key.</returns>
+    CacheKey DeriveKey(ReadOnlySpan<byte> wasm);
+
+    /// <summary>Appends this value's schema fingerprint and members, for nesting in another key type.</summary>
+    /// <param name="builder">The builder.</param>
+    void AppendTo(ref CacheKeyBuilder builder);
+}

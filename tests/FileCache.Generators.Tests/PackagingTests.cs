@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.IO.Compression;
+
+namespace FileCache.Generators.Tests;
+
+/// <summary>Packs FileCache.Abstractions and builds a consumer from that package alone.</summary>
+public sealed class PackagingTests : IDisposable
+{
+    private readonly string _root = Path.Join(Path.GetTempPath(), "filecache-pack-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [Fact]
+    public void Package_ShipsTheGenerator_AndAConsumerGetsGeneratedCode()
+    {
+        string feed = Path.Join(_root, "feed");
+        // A version of its own, so the machine's package cache never serves an older build.
+        string version = "0.0.0-test" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", System.Globalization.CultureInfo.InvariantCulture);
+        string project = Path.Join(RepositoryRoot(), "src", "FileCache.Abstractions", "FileCache.Abstractions.csproj");
+        Run(RepositoryRoot(), "dotnet", "pack", project, "-c", "Release", "-o", feed, "-p:Version=" + version, "-p:ContinuousIntegrationBuild=false");
+
+        string package = Path.Join(feed, $"FileCache.Abstractions.{version}.nupkg");
+        using (var zip = ZipFile.OpenRead(package))
+        {
+            var names = zip.Entries.Select(e => e.FullName).ToArray();
+            Assert.Contains("analyzers/dotnet/cs/FileCache.Generators.dll", names);
+            Assert.Contains("lib/net10.0/FileCache.Abstractions.dll", names);
+            Assert.Contains("lib/net10.0/FileCache.Abstractions.xml", names);
+            Assert.Contains("README.md", names);
+            using var nuspec = new StreamReader(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
+            string text = nuspec.ReadToEnd();
+            Assert.Contains("<license type=\"expression\">Apache-2.0</license>", text);
+            Assert.DoesNotContain("FileCache.Generators\"", text); // not a package dependency
+        }
+
+        string consumer = Path.Join(_root, "consumer");
+        Directory.CreateDirectory(consumer);
+        File.WriteAllText(Path.Join(consumer, "nuget.config"), $"""
+            <?xml version="1.0" encoding="utf-8"?>
+            <configuration>
+              <packageSources>
+                <add key="local" value="{feed}" />
+              </packageSources>
+            </configuration>
+            """);
+        File.WriteAllText(Path.Join(consumer, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="FileCache.Abstractions" Version="{version}" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Join(consumer, "Program.cs"), """
+            using FileCache;
+            System.Console.WriteLine(new VectorSettings(2, true, "x").DeriveKey(new byte[] { 0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00 }));
+            [WasmCodeCacheKey("filecache/test-vector", Version = 1)]
+            public readonly partial record struct VectorSettings(int Level, bool Simd, string? Name);
+            """);
+        string output = Run(consumer, "dotnet", "run");
+        Assert.Equal(new VectorSettings(2, true, "x").DeriveKey([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]).ToString(), output.Trim().Split('\n').Last().Trim());
+    }
+
+    private static string RepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string path = "")
+        => Path.GetFullPath(Path.Join(Path.GetDirectoryName(path)!, "..", ".."));
+
+    private static string Run(string directory, string file, params string[] args)
+    {
+        var info = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        // The repository's CI setting would make the consumer's restore treat the sample as CI; keep it plain.
+        info.Environment.Remove("CI");
+        using var process = Process.Start(info)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        string stdout = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed in {directory}:\n{stdout}\n{stderr.Result}");
+        return stdout;
+    }
+}
