@@ -62,6 +62,21 @@ public class DiskBenchmarks
         }
     }
 
+    /// <summary>A caller that takes the verified bytes of the hit itself (MemoryStream.TryGetBuffer) instead of copying them.</summary>
+    [Benchmark, BenchmarkCategory("read")]
+    public int Cache_TryGet_Buffer()
+    {
+        if (!_cache.TryGet(_key, out var stream) || stream is not MemoryStream memory || !memory.TryGetBuffer(out var bytes))
+        {
+            throw new InvalidOperationException("miss or no buffer");
+        }
+
+        using (stream)
+        {
+            return bytes.Count;
+        }
+    }
+
     [Benchmark(Baseline = true), BenchmarkCategory("write")]
     public void Raw_WriteTempFlushRename()
     {

@@ -200,14 +200,27 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
             using (var frame = new EntryFrame.Writer(key, _authenticationKey))
             {
                 SetFileMode(file.SafeFileHandle);
-                var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
+                var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize + EntryFrame.TrailerSize);
                 try
                 {
-                    int n;
-                    while ((n = content.Read(buffer, 0, buffer.Length)) > 0)
+                    while (true)
                     {
-                        frame.Append(buffer.AsSpan(0, n));
-                        file.Write(buffer, 0, n);
+                        // Fill the buffer so that a small entry and its frame go out in one write.
+                        int filled = 0, n;
+                        while (filled < CopyBufferSize && (n = content.Read(buffer, filled, CopyBufferSize - filled)) > 0)
+                        {
+                            filled += n;
+                        }
+
+                        frame.Append(buffer.AsSpan(0, filled));
+                        if (filled < CopyBufferSize)
+                        {
+                            frame.WriteTrailer(buffer.AsSpan(filled, EntryFrame.TrailerSize));
+                            file.Write(buffer, 0, filled + EntryFrame.TrailerSize);
+                            break;
+                        }
+
+                        file.Write(buffer, 0, filled);
                     }
                 }
                 finally
@@ -216,9 +229,6 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
                 }
 
                 length = frame.Length;
-                Span<byte> trailer = stackalloc byte[EntryFrame.TrailerSize];
-                frame.WriteTrailer(trailer);
-                file.Write(trailer);
                 if (_options.Durability == DiskDurability.Flush)
                 {
                     file.Flush(flushToDisk: true);
@@ -369,7 +379,8 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
 
         RefreshUseTime(handle);
         _metrics.Hit(payloadLength);
-        content = new MemoryStream(bytes, 0, (int)payloadLength, writable: false, publiclyVisible: false);
+        // The array is this hit's own copy, so exposing it (TryGetBuffer) lets a caller skip a copy.
+        content = new MemoryStream(bytes, 0, (int)payloadLength, writable: false, publiclyVisible: true);
         return true;
     }
 
@@ -524,20 +535,32 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
 
     private TimeSpan MaintenanceInterval => _options.StaleTempFileAge < TimeSpan.FromMinutes(10) ? _options.StaleTempFileAge : TimeSpan.FromMinutes(10);
 
-    private static FileStreamOptions TempFileOptions(FileOptions options) => new()
+    private FileStreamOptions TempFileOptions(FileOptions options)
     {
-        Mode = FileMode.CreateNew,
-        Access = FileAccess.Write,
-        Share = FileShare.None,
-        BufferSize = 0,
-        Options = options,
-    };
+        var result = new FileStreamOptions
+        {
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            Share = FileShare.None,
+            BufferSize = 0,
+            Options = options,
+        };
+        if (!OperatingSystem.IsWindows())
+        {
+            result.UnixCreateMode = _options.FileMode;
+        }
+
+        return result;
+    }
 
     private void SetFileMode(SafeFileHandle handle)
     {
-        if (!OperatingSystem.IsWindows())
+        // The create mode is masked by the umask, the option is not: chmod when the mode grants
+        // group or other bits (a usual umask strips those; owner-only modes survive it as they are).
+        const UnixFileMode GroupOrOther = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.GroupExecute
+            | UnixFileMode.OtherRead | UnixFileMode.OtherWrite | UnixFileMode.OtherExecute;
+        if (!OperatingSystem.IsWindows() && (_options.FileMode & GroupOrOther) != 0)
         {
-            // Explicit chmod: the create mode is masked by the umask, the option is not.
             File.SetUnixFileMode(handle, _options.FileMode);
         }
     }
