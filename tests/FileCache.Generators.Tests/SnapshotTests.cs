@@ -15,7 +15,7 @@ public sealed class SnapshotTests
             namespace My.Host;
             public enum OptimizationLevel { None, Speed, SpeedAndSize }
             [WasmCodeCacheKey("my-host/engine", Version = 3, VersionOf = new[] { typeof(object) }, IncludeCpuFeatures = true)]
-            public readonly partial record struct EngineSettings(OptimizationLevel Optimization, bool Simd, bool Fuel, long? MaxMemory);
+            public readonly partial record struct EngineSettings(OptimizationLevel Optimization, bool Simd, bool Fuel, long? MaxMemory, int? MaxTables);
             """
         },
         {

@@ -71,9 +71,10 @@ internal static class Emitter
         w.Line("public void AppendTo(ref global::FileCache.CacheKeyBuilder builder)");
         w.Open();
         w.Line("builder.AppendRaw(SchemaFingerprintBytes);");
+        int names = 0; // pattern variables share the method's scope: each gets its own name
         foreach (var member in model.Members)
         {
-            EmitValue(w, "this." + member.Name, member.Shape, 0);
+            EmitValue(w, "this." + member.Name, member.Shape, ref names);
         }
 
         w.Close();
@@ -91,9 +92,9 @@ internal static class Emitter
         return w.ToString();
     }
 
-    private static void EmitValue(SourceWriter w, string expression, ValueShape shape, int depth)
+    private static void EmitValue(SourceWriter w, string expression, ValueShape shape, ref int names)
     {
-        string v = "v" + depth.ToString(CultureInfo.InvariantCulture);
+        string v = "v" + (names++).ToString(CultureInfo.InvariantCulture);
         switch (shape.Kind)
         {
             case ShapeKind.Direct:
@@ -106,21 +107,21 @@ internal static class Emitter
                 w.Line($"builder.AppendPresence({expression}.HasValue);");
                 w.Line($"if ({expression} is {{ }} {v})");
                 w.Open();
-                EmitValue(w, v, shape.Element!, depth + 1);
+                EmitValue(w, v, shape.Element!, ref names);
                 w.Close();
                 break;
             case ShapeKind.Array:
                 w.Line($"builder.AppendCount({expression} is {{ }} {v}c ? {v}c.Length : -1);");
                 w.Line($"if ({expression} is {{ }} {v}a)");
                 w.Open();
-                EmitElements(w, v + "a", shape.Element!, depth);
+                EmitElements(w, v + "a", shape.Element!, ref names);
                 w.Close();
                 break;
             case ShapeKind.ImmutableArray:
                 w.Line($"builder.AppendCount({expression}.IsDefault ? -1 : {expression}.Length);");
                 w.Line($"if (!{expression}.IsDefault)");
                 w.Open();
-                EmitElements(w, expression, shape.Element!, depth);
+                EmitElements(w, expression, shape.Element!, ref names);
                 w.Close();
                 break;
             case ShapeKind.ByteMemory:
@@ -137,7 +138,7 @@ internal static class Emitter
         }
     }
 
-    private static void EmitElements(SourceWriter w, string collection, ValueShape element, int depth)
+    private static void EmitElements(SourceWriter w, string collection, ValueShape element, ref int names)
     {
         if (element.Kind == ShapeKind.Direct && element.TypeName == "byte")
         {
@@ -145,10 +146,10 @@ internal static class Emitter
             return;
         }
 
-        string e = "e" + depth.ToString(CultureInfo.InvariantCulture);
+        string e = "e" + (names++).ToString(CultureInfo.InvariantCulture);
         w.Line($"foreach (var {e} in {collection})");
         w.Open();
-        EmitValue(w, e, element, depth + 1);
+        EmitValue(w, e, element, ref names);
         w.Close();
     }
 

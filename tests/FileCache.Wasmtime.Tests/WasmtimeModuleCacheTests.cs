@@ -1,0 +1,235 @@
+using System.Text;
+using FileCache.Disk;
+using FileCache.Memory;
+using FileCache.Tiering;
+using Microsoft.Extensions.DependencyInjection;
+using Wasmtime;
+
+namespace FileCache.Wasmtime.Tests;
+
+public sealed class WasmtimeModuleCacheTests : IDisposable
+{
+    private readonly string _dir = Path.Join(Path.GetTempPath(), "filecache-wasmtime-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    /// <summary>A module built from WAT text; <paramref name="salt"/> makes distinct modules.</summary>
+    private static byte[] Wasm(int salt = 0) => global::Wasmtime.Module.ConvertText($"""
+        (module
+          (func (export "add") (param i32 i32) (result i32) local.get 0 local.get 1 i32.add i32.const {salt} i32.add)
+          (func (export "answer") (result i32) i32.const 42))
+        """);
+
+    private static int CallAdd(LoadedModule loaded, Engine engine, int a, int b)
+    {
+        using var store = new Store(engine);
+        var instance = new Instance(store, loaded.Module);
+        return (int)instance.GetFunction("add")!.Invoke(a, b)!;
+    }
+
+    private DiskCodeCache Disk() => new(new DiskCodeCacheOptions { Directory = _dir });
+
+    public static TheoryData<string> Backends() => ["memory", "disk", "tiered"];
+
+    private IWasmCodeCache Backend(string name) => name switch
+    {
+        "memory" => new MemoryCodeCache(),
+        "disk" => Disk(),
+        _ => new TieredCodeCache([new MemoryCodeCache(), Disk()], ownsTiers: true),
+    };
+
+    [Theory]
+    [MemberData(nameof(Backends))]
+    public void FirstLoadCompilesAndStores_SecondLoadWithAFreshEngineHits(string backend)
+    {
+        var cache = Backend(backend);
+        var loader = new WasmtimeModuleCache(cache);
+        var settings = new WasmtimeEngineSettings();
+        var wasm = Wasm();
+
+        using (var engine = settings.CreateEngine())
+        using (var first = loader.Load(engine, settings, "m", wasm))
+        {
+            Assert.Equal(ModuleOrigin.Compiled, first.Origin);
+            Assert.Equal(5, CallAdd(first, engine, 2, 3));
+        }
+
+        using (var engine = settings.CreateEngine())
+        using (var second = loader.Load(engine, settings, "m", wasm))
+        {
+            Assert.True(second.IsHit, second.Origin.ToString());
+            Assert.Equal(backend == "memory" ? ModuleOrigin.CacheHit : ModuleOrigin.MappedFile, second.Origin);
+            Assert.Equal(9, CallAdd(second, engine, 4, 5));
+        }
+    }
+
+    [Fact]
+    public void DiskHit_TakesTheMappedFilePath_AndWasmtimeAcceptsTheFramedFile()
+    {
+        using var disk = Disk();
+        var loader = new WasmtimeModuleCache(disk);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        loader.Load(engine, settings, "m", Wasm()).Dispose();
+
+        // The entry file is the serialized module followed by FileCache's 64-byte frame.
+        var key = settings.DeriveKey(Wasm());
+        Assert.True(disk.TryGetFile(key, out var file));
+        using (file)
+        {
+            Assert.Equal(new FileInfo(disk.GetPath(key)).Length - 64, file.PayloadLength);
+            using var direct = global::Wasmtime.Module.DeserializeFile(engine, "direct", file.Path); // trailing bytes accepted
+        }
+
+        using var hit = loader.Load(engine, settings, "m", Wasm());
+        Assert.Equal(ModuleOrigin.MappedFile, hit.Origin);
+        Assert.Equal(3, CallAdd(hit, engine, 1, 2));
+    }
+
+    [Fact]
+    public void FlippedByteInTheStoredEntry_IsDetected_AndRecompiled()
+    {
+        using var disk = Disk();
+        var loader = new WasmtimeModuleCache(disk);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        loader.Load(engine, settings, "m", Wasm()).Dispose();
+
+        string path = disk.GetPath(settings.DeriveKey(Wasm()));
+        var bytes = File.ReadAllBytes(path);
+        bytes[bytes.Length / 2] ^= 0x10; // inside the machine code
+        File.WriteAllBytes(path, bytes);
+
+        using var loaded = loader.Load(engine, settings, "m", Wasm());
+        Assert.Equal(ModuleOrigin.Compiled, loaded.Origin); // the corrupt entry was a miss
+        Assert.Equal(7, CallAdd(loaded, engine, 3, 4));
+        Assert.True(disk.TryGetFile(loaded.Key, out var repaired)); // and was replaced by a good one
+        repaired.Dispose();
+    }
+
+    [Fact]
+    public void OtherEngineSettings_UseADifferentKey_AndAForcedEntryIsDeletedAndRecompiled()
+    {
+        using var disk = Disk();
+        var loader = new WasmtimeModuleCache(disk);
+        var plain = new WasmtimeEngineSettings();
+        var fuel = plain with { ConsumeFuel = true };
+        Assert.NotEqual(plain.DeriveKey(Wasm()), fuel.DeriveKey(Wasm()));
+
+        using var fuelEngine = fuel.CreateEngine();
+        using (var fromFuel = loader.Load(fuelEngine, fuel, "m", Wasm()))
+        {
+            Assert.Equal(ModuleOrigin.Compiled, fromFuel.Origin);
+
+            // Not used by an engine without fuel: its key differs, so this is a miss.
+            using var plainEngine = plain.CreateEngine();
+            using (var fromPlain = loader.Load(plainEngine, plain, "m", Wasm()))
+            {
+                Assert.Equal(ModuleOrigin.Compiled, fromPlain.Origin);
+            }
+
+            // Forced under the plain key: Wasmtime refuses it, the entry is deleted and recompiled.
+            disk.Add(plain.DeriveKey(Wasm()), new MemoryStream(fromFuel.Module.Serialize()));
+            using var forced = loader.Load(plainEngine, plain, "m", Wasm());
+            Assert.Equal(ModuleOrigin.Recompiled, forced.Origin);
+            Assert.Equal(11, CallAdd(forced, plainEngine, 5, 6));
+
+            using var again = loader.Load(plainEngine, plain, "m", Wasm());
+            Assert.Equal(ModuleOrigin.MappedFile, again.Origin); // the replacement is usable
+        }
+    }
+
+    [Fact]
+    public async Task SixteenConcurrentLoadsOfANewModule_CompileItOnce()
+    {
+        using var disk = Disk();
+        var loader = new WasmtimeModuleCache(disk);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        var wasm = BigWasm(); // big enough that the compile is still running when the others arrive
+        using var start = new ManualResetEventSlim();
+        var loads = Enumerable.Range(0, 16).Select(i => Task.Run(async () =>
+        {
+            start.Wait();
+            return i % 2 == 0 ? loader.Load(engine, settings, "big", wasm) : await loader.LoadAsync(engine, settings, "big", wasm);
+        })).ToArray();
+        start.Set();
+        var results = await Task.WhenAll(loads);
+        try
+        {
+            var origins = results.Select(r => r.Origin).ToArray();
+            Assert.Equal(1, origins.Count(o => o == ModuleOrigin.Compiled));
+            Assert.All(origins, o => Assert.Contains(o, new[] { ModuleOrigin.Compiled, ModuleOrigin.SharedCompile, ModuleOrigin.MappedFile }));
+            using var store = new Store(engine);
+            Assert.All(results, r => Assert.Equal(42, (int)new Instance(store, r.Module).GetFunction("f0")!.Invoke()!));
+        }
+        finally
+        {
+            foreach (var r in results)
+            {
+                r.Dispose();
+            }
+        }
+    }
+
+    [Fact]
+    public void InvalidWasm_WithValidation_ThrowsNamingTheModule()
+    {
+        var loader = new WasmtimeModuleCache(new MemoryCodeCache());
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        byte[] garbage = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff];
+        var e = Assert.Throws<WasmtimeException>(() => loader.Load(engine, settings, "broken.wasm", garbage, validate: true));
+        Assert.Contains("broken.wasm", e.Message);
+    }
+
+    [Fact]
+    public void ReadOnlyCache_StillLoads_ByCompiling()
+    {
+        var readOnly = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir, ReadOnly = true });
+        var loader = new WasmtimeModuleCache(readOnly);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        using var loaded = loader.Load(engine, settings, "m", Wasm());
+        Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
+        Assert.Equal(2, CallAdd(loaded, engine, 1, 1));
+    }
+
+    [Fact]
+    public void AddWasmtime_RegistersTheLoaderOverTheCache()
+    {
+        var services = new ServiceCollection();
+        services.AddWasmCodeCache(c => c.UseMemory().UseDisk(_dir).AddWasmtime());
+        using var provider = services.BuildServiceProvider();
+        var loader = provider.GetRequiredService<WasmtimeModuleCache>();
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        loader.Load(engine, settings, "m", Wasm()).Dispose();
+        using var hit = loader.Load(engine, settings, "m", Wasm());
+        Assert.True(hit.IsHit);
+    }
+
+    /// <summary>A module with many functions, so compiling it takes a noticeable time.</summary>
+    private static byte[] BigWasm()
+    {
+        var text = new StringBuilder("(module\n");
+        for (int i = 0; i < 3000; i++)
+        {
+            text.Append("(func (export \"f").Append(i).Append("\") (result i32) (local i32) i32.const 42 local.set 0 ");
+            for (int j = 0; j < 20; j++)
+            {
+                text.Append("local.get 0 i32.const ").Append(j).Append(" i32.add i32.const ").Append(j).Append(" i32.sub local.set 0 ");
+            }
+
+            text.Append("local.get 0)\n");
+        }
+
+        return global::Wasmtime.Module.ConvertText(text.Append(')').ToString());
+    }
+}
