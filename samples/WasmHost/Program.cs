@@ -1,0 +1,163 @@
+// WasmHost: loads a WebAssembly module through FileCache, calls one export and reports whether the
+// machine code came from the cache.
+//
+//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR]
+//
+// Without a module it runs the embedded fib.wat: fib(90).
+using System.Diagnostics;
+using System.Globalization;
+using FileCache.Wasmtime;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Wasmtime;
+using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
+
+var options = HostOptions.Parse(args);
+if (options.Error is not null)
+{
+    Console.Error.WriteLine(options.Error);
+    Console.Error.WriteLine("usage: WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR]");
+    return 2;
+}
+
+var builder = Host.CreateApplicationBuilder();
+builder.Logging.SetMinimumLevel(LogLevel.Warning);
+if (options.Cache != "none")
+{
+    builder.Services.AddWasmCodeCache(c =>
+    {
+        if (options.Cache == "memory")
+        {
+            c.UseMemory();
+        }
+        else
+        {
+            c.UseDisk(o => o.Directory = options.CacheDirectory); // null: the user cache folder
+        }
+
+        c.AddWasmtime();
+    });
+}
+
+using var host = builder.Build();
+await host.StartAsync(); // validates the cache options
+
+byte[] wasm;
+string name;
+if (options.ModulePath is null)
+{
+    using var resource = typeof(HostOptions).Assembly.GetManifestResourceStream("fib.wat")!;
+    using var reader = new StreamReader(resource);
+    wasm = WasmModule.ConvertText(await reader.ReadToEndAsync());
+    name = "fib.wat (embedded)";
+}
+else
+{
+    wasm = await File.ReadAllBytesAsync(options.ModulePath);
+    name = options.ModulePath;
+}
+
+var settings = new WasmtimeEngineSettings();
+using var engine = settings.CreateEngine();
+var loadTimer = Stopwatch.StartNew();
+WasmModule module;
+string origin;
+if (host.Services.GetService<WasmtimeModuleCache>() is { } loader)
+{
+    var loaded = loader.Load(engine, settings, name, wasm, validate: true);
+    module = loaded.Module;
+    origin = loaded.IsHit ? $"hit ({loaded.Origin})" : $"miss ({loaded.Origin})";
+}
+else
+{
+    module = WasmModule.FromBytes(engine, name, wasm);
+    origin = "no cache";
+}
+
+loadTimer.Stop();
+using (module)
+{
+    using var store = new Store(engine);
+    var instance = new Instance(store, module);
+    var function = instance.GetFunction(options.Function);
+    if (function is null)
+    {
+        Console.Error.WriteLine($"The module has no exported function '{options.Function}'.");
+        return 3;
+    }
+
+    // Untyped Invoke: typed functions with tuple results do not work under NativeAOT.
+    var arguments = options.Arguments.Length == 0 && options.ModulePath is null ? ["90"] : options.Arguments;
+    if (arguments.Length != function.Parameters.Count)
+    {
+        Console.Error.WriteLine($"'{options.Function}' takes {function.Parameters.Count} arguments; {arguments.Length} given.");
+        return 2;
+    }
+
+    var values = new ValueBox[arguments.Length];
+    for (int i = 0; i < values.Length; i++)
+    {
+        values[i] = function.Parameters[i] switch
+        {
+            ValueKind.Int32 => int.Parse(arguments[i], CultureInfo.InvariantCulture),
+            ValueKind.Int64 => long.Parse(arguments[i], CultureInfo.InvariantCulture),
+            ValueKind.Float32 => float.Parse(arguments[i], CultureInfo.InvariantCulture),
+            ValueKind.Float64 => double.Parse(arguments[i], CultureInfo.InvariantCulture),
+            var kind => throw new NotSupportedException($"Parameter {i} of '{options.Function}' has type {kind}, which WasmHost cannot pass."),
+        };
+    }
+
+    var callTimer = Stopwatch.StartNew();
+    object? result = function.Invoke(values);
+    callTimer.Stop();
+
+    Console.WriteLine($"module: {name}, {wasm.Length} bytes; cache: {options.Cache}");
+    Console.WriteLine($"load:   {origin} in {loadTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+    Console.WriteLine($"call:   {options.Function}({string.Join(", ", arguments)}) = {Convert.ToString(result, CultureInfo.InvariantCulture)} in {callTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+}
+
+await host.StopAsync();
+return 0;
+
+/// <summary>The command line.</summary>
+internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error)
+{
+    public static HostOptions Parse(string[] args)
+    {
+        var positional = new List<string>();
+        string cache = "disk";
+        string? dir = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--cache" when i + 1 < args.Length:
+                    cache = args[++i];
+                    break;
+                case "--cache-dir" when i + 1 < args.Length:
+                    dir = args[++i];
+                    break;
+                case "--cache" or "--cache-dir":
+                    return new(null, "", [], cache, dir, $"{args[i]} needs a value.");
+                default:
+                    positional.Add(args[i]);
+                    break;
+            }
+        }
+
+        if (cache is not ("disk" or "memory" or "none"))
+        {
+            return new(null, "", [], cache, dir, $"--cache must be disk, memory or none; got '{cache}'.");
+        }
+
+        string? path = positional.Count > 0 ? positional[0] : null;
+        if (path is not null && !File.Exists(path))
+        {
+            return new(null, "", [], cache, dir, $"No module file at '{path}'.");
+        }
+
+        string function = positional.Count > 1 ? positional[1] : "fib";
+        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null);
+    }
+}

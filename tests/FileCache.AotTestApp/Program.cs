@@ -1,0 +1,75 @@
+// Exercises every FileCache assembly under NativeAOT; exit code 0 means every check passed.
+using FileCache;
+using FileCache.Disk;
+using FileCache.Memory;
+using FileCache.Tiering;
+using FileCache.Wasmtime;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+using Wasmtime;
+
+int failures = 0;
+void Check(bool condition, string what)
+{
+    Console.WriteLine($"{(condition ? "ok  " : "FAIL")} {what}");
+    failures += condition ? 0 : 1;
+}
+
+string dir = Path.Join(Path.GetTempPath(), "filecache-aot-" + Guid.NewGuid().ToString("N"));
+try
+{
+    var builder = Host.CreateApplicationBuilder();
+    builder.Logging.SetMinimumLevel(LogLevel.Warning);
+    builder.Services.AddWasmCodeCache(c => c.UseMemory(o => o.SizeLimit = 1 << 20).UseDisk(o => o.Directory = dir).AddWasmtime());
+    builder.Services.AddKeyedWasmCodeCache("second", c => c.UseMemory());
+    using var host = builder.Build();
+    await host.StartAsync(); // source-generated options validation
+
+    var cache = host.Services.GetRequiredService<IWasmCodeCache>();
+    Check(cache is TieredCodeCache { Tiers.Count: 2 }, "DI builds memory + disk tiers");
+    var key = CacheKey.Compute("aot"u8);
+    Check(CacheKey.Parse(key.ToString()) == key, "CacheKey formats and parses");
+    cache.Add(key, new MemoryStream([1, 2, 3]));
+    Check(cache.TryGet(key, out var hit) && hit.Length == 3, "add then get");
+    hit?.Dispose();
+    Check(await cache.GetAsync(key) is { Length: 3 }, "async get");
+    var disk = (DiskCodeCache)((TieredCodeCache)cache).Tiers[1];
+    Check(disk.TryGetFile(key, out var file) && file.PayloadLength == 3, "disk pins a verified file");
+    file?.Dispose();
+    cache.Delete(key);
+    Check(!cache.TryGet(key, out _), "delete then miss");
+    Check(host.Services.GetRequiredKeyedService<IWasmCodeCache>("second") is MemoryCodeCache, "keyed cache");
+
+    var settings = new WasmtimeEngineSettings();
+    var wasm = Wasmtime.Module.ConvertText("(module (func (export \"answer\") (result i32) i32.const 42))");
+    Check(settings.DeriveKey(wasm) == new WasmtimeEngineSettings().DeriveKey(wasm), "generated key derivation is stable");
+    Check(settings.DeriveKey(wasm) != (settings with { ConsumeFuel = true }).DeriveKey(wasm), "settings change the key");
+    var loader = host.Services.GetRequiredService<WasmtimeModuleCache>();
+    using var engine = settings.CreateEngine();
+    using (var first = loader.Load(engine, settings, "answer", wasm))
+    {
+        Check(first.Origin == ModuleOrigin.Compiled, "first load compiles");
+    }
+
+    using var second = loader.Load(engine, settings, "answer", wasm);
+    Check(second.IsHit, $"second load hits ({second.Origin})");
+    using var store = new Store(engine);
+    Check(new Instance(store, second.Module).GetFunction("answer")!.Invoke() is 42, "the cached module runs");
+    await host.StopAsync();
+}
+catch (Exception e)
+{
+    Console.WriteLine($"FAIL {e}");
+    failures++;
+}
+finally
+{
+    if (Directory.Exists(dir))
+    {
+        Directory.Delete(dir, recursive: true);
+    }
+}
+
+Console.WriteLine(failures == 0 ? "Passed." : $"{failures} checks failed.");
+return failures == 0 ? 0 : 1;
