@@ -1,8 +1,10 @@
 // WasmHost: loads a WebAssembly module through FileCache, calls one export and reports whether the
 // machine code came from the cache.
 //
-//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR]
+//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only]
 //
+// --load-only loads (compiles or hits) and exits without instantiating: for modules whose imports
+// (WASI, a JS runtime) this host does not provide, and for timing the load alone.
 // Without a module it runs the embedded fib.wat: fib(90).
 using System.Diagnostics;
 using System.Globalization;
@@ -17,7 +19,7 @@ var options = HostOptions.Parse(args);
 if (options.Error is not null)
 {
     Console.Error.WriteLine(options.Error);
-    Console.Error.WriteLine("usage: WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR]");
+    Console.Error.WriteLine("usage: WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only]");
     return 2;
 }
 
@@ -76,6 +78,15 @@ else
 }
 
 loadTimer.Stop();
+if (options.LoadOnly)
+{
+    Console.WriteLine($"module: {name}, {wasm.Length} bytes; cache: {options.Cache}");
+    Console.WriteLine($"load:   {origin} in {loadTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+    module.Dispose();
+    await host.StopAsync();
+    return 0;
+}
+
 using (module)
 {
     using var store = new Store(engine);
@@ -121,13 +132,14 @@ await host.StopAsync();
 return 0;
 
 /// <summary>The command line.</summary>
-internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error)
+internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error, bool LoadOnly = false)
 {
     public static HostOptions Parse(string[] args)
     {
         var positional = new List<string>();
         string cache = "disk";
         string? dir = null;
+        bool loadOnly = false;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -137,6 +149,9 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
                     break;
                 case "--cache-dir" when i + 1 < args.Length:
                     dir = args[++i];
+                    break;
+                case "--load-only":
+                    loadOnly = true;
                     break;
                 case "--cache" or "--cache-dir":
                     return new(null, "", [], cache, dir, $"{args[i]} needs a value.");
@@ -158,6 +173,6 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
         }
 
         string function = positional.Count > 1 ? positional[1] : "fib";
-        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null);
+        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null, loadOnly);
     }
 }

@@ -14,7 +14,9 @@ namespace FileCache.Specification.Tests;
 /// </remarks>
 public abstract class WasmCodeCacheSpecificationTests
 {
-    /// <summary>Creates a new, empty cache. Disposable caches are disposed after each test.</summary>
+    /// <summary>Creates a new, empty cache. Disposable caches are disposed after each test. A backend
+    /// whose store is not available may call <c>Skip.If</c> here: the test is then reported as skipped
+    /// with that reason, never as passed.</summary>
     /// <returns>The cache under test.</returns>
     protected abstract IWasmCodeCache CreateCache();
 
@@ -76,7 +78,7 @@ public abstract class WasmCodeCacheSpecificationTests
     private Scope NewCache() => new(CreateCache());
 
     /// <summary>wazero TestFileCache_Add/not exist.</summary>
-    [Fact]
+    [SkippableFact]
     public void Add_NewKey_StoresExactBytes()
     {
         using var scope = NewCache();
@@ -86,7 +88,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>wazero TestFileCache_Add/already exists.</summary>
-    [Fact]
+    [SkippableFact]
     public void Add_ExistingKey_Overwrites()
     {
         using var scope = NewCache();
@@ -98,7 +100,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>wazero TestFileCache_Get/exist: exact bytes, and Close returns no error.</summary>
-    [Fact]
+    [SkippableFact]
     public void TryGet_Hit_ReturnsExactBytesAndDisposesCleanly()
     {
         using var scope = NewCache();
@@ -114,7 +116,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>wazero TestFileCache_Get/not exist: a miss is not an error.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task Get_Miss_IsNotAnError()
     {
         using var scope = NewCache();
@@ -124,7 +126,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>wazero TestFileCache_Delete/non-exist: idempotent.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task Delete_MissingKey_IsNotAnError()
     {
         using var scope = NewCache();
@@ -135,7 +137,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>wazero TestFileCache_Delete/exist.</summary>
-    [Fact]
+    [SkippableFact]
     public void Delete_ExistingKey_ThenMiss()
     {
         using var scope = NewCache();
@@ -147,7 +149,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>The all-zero key (default) is a valid key.</summary>
-    [Fact]
+    [SkippableFact]
     public void DefaultKey_IsUsable()
     {
         using var scope = NewCache();
@@ -156,7 +158,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>An empty payload is stored and returned as empty, not as a miss.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task EmptyPayload_IsAHit()
     {
         using var scope = NewCache();
@@ -170,7 +172,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Tens of megabytes round-trip exactly.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task LargePayload_RoundTrips()
     {
         using var scope = NewCache();
@@ -183,7 +185,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Overwrites with larger and smaller values leave exactly the last value.</summary>
-    [Fact]
+    [SkippableFact]
     public void Overwrite_WithDifferentSizes_LeavesLastValue()
     {
         using var scope = NewCache();
@@ -196,7 +198,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Add stores from the content's current position, and the caller's later changes do not leak in.</summary>
-    [Fact]
+    [SkippableFact]
     public void Add_CopiesFromCurrentPosition_AndIsImmuneToLaterMutation()
     {
         using var scope = NewCache();
@@ -212,7 +214,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Forward-only content streams work.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task Add_NonSeekableContent_Works()
     {
         using var scope = NewCache();
@@ -225,7 +227,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>A content stream that fails midway leaves the previous value, never a partial one.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task Add_ContentThatThrows_LeavesPreviousValue()
     {
         using var scope = NewCache();
@@ -241,7 +243,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Null content is rejected with <see cref="ArgumentNullException"/>.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task Add_NullContent_Throws()
     {
         using var scope = NewCache();
@@ -250,7 +252,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Delete while a reader holds the entry's stream: no deadlock, the reader keeps its bytes (wazero #977).</summary>
-    [Fact]
+    [SkippableFact]
     public void Delete_WhileReaderHoldsStream_ReaderKeepsBytes()
     {
         using var scope = NewCache();
@@ -271,7 +273,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Overwrite while a reader holds the entry's stream: the reader keeps the old bytes, new readers get the new ones.</summary>
-    [Fact]
+    [SkippableFact]
     public void Overwrite_WhileReaderHoldsStream_ReaderKeepsOldBytes()
     {
         using var scope = NewCache();
@@ -294,7 +296,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Many threads adding, getting and deleting the same keys: every hit is one complete value written for that key.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task ConcurrentAddGetDelete_EveryHitIsACompleteValueForItsKey()
     {
         using var scope = NewCache();
@@ -356,7 +358,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Sync and async paths see the same entries.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task SyncAndAsyncPaths_Agree()
     {
         using var scope = NewCache();
@@ -377,7 +379,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>An already-cancelled token cancels every async operation, and nothing changes.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task CancelledToken_IsHonoured()
     {
         using var scope = NewCache();
@@ -391,7 +393,7 @@ public abstract class WasmCodeCacheSpecificationTests
     }
 
     /// <summary>Cancellation in the middle of an AddAsync leaves the previous value.</summary>
-    [Fact]
+    [SkippableFact]
     public async Task CancellationMidAdd_LeavesPreviousValue()
     {
         using var scope = NewCache();

@@ -101,14 +101,7 @@ internal static class EntryFrame
             return status;
         }
 
-        var payload = entry[..(int)payloadLength];
-        var trailer = entry[(int)payloadLength..];
-        if (XxHash3.HashToUInt64(payload, Seed(key)) != BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]))
-        {
-            return FrameStatus.ChecksumMismatch;
-        }
-
-        return authenticationKey is null ? FrameStatus.Valid : VerifyTag(key, payload, trailer, authenticationKey);
+        return VerifyPayload(key, entry[..(int)payloadLength], entry[(int)payloadLength..], authenticationKey);
     }
 
     /// <summary>Checks the trailer fields that need no payload bytes.</summary>
@@ -150,12 +143,18 @@ internal static class EntryFrame
     /// <summary>Verifies a payload held somewhere other than one span (for example a mapped file).</summary>
     public static FrameStatus VerifyPayload(CacheKey key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> trailer, byte[]? authenticationKey)
     {
+        if (authenticationKey is not null)
+        {
+            // The tag covers every payload byte, so the checksum would only repeat the work.
+            return VerifyTag(key, payload, trailer, authenticationKey);
+        }
+
         if (XxHash3.HashToUInt64(payload, Seed(key)) != BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]))
         {
             return FrameStatus.ChecksumMismatch;
         }
 
-        return authenticationKey is null ? FrameStatus.Valid : VerifyTag(key, payload, trailer, authenticationKey);
+        return FrameStatus.Valid;
     }
 
     private static FrameStatus VerifyTag(CacheKey key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> trailer, byte[] authenticationKey)

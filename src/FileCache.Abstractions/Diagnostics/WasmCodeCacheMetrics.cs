@@ -12,8 +12,8 @@ namespace FileCache.Diagnostics;
 /// Instruments (counters, each tagged with <see cref="BackendTag"/>): <c>filecache.hits</c>,
 /// <c>filecache.misses</c>, <c>filecache.adds</c>, <c>filecache.deletes</c>,
 /// <c>filecache.evictions</c>, <c>filecache.corrupt_entries</c>, <c>filecache.bytes_read</c>,
-/// <c>filecache.bytes_written</c> and <c>filecache.tier_failures</c> (also tagged with
-/// <see cref="OperationTag"/>).
+/// <c>filecache.bytes_written</c>, <c>filecache.rejected_entries</c> and
+/// <c>filecache.tier_failures</c> (also tagged with <see cref="OperationTag"/>).
 /// </remarks>
 public sealed class WasmCodeCacheMetrics
 {
@@ -80,7 +80,10 @@ public sealed class WasmCodeCacheMetrics
     /// <summary>Records an entry that failed an integrity check and was treated as a miss.</summary>
     public void Corrupt() => _instruments.CorruptEntries.Add(1, _backend);
 
-    /// <summary>Records a failure of one tier of a tiered cache.</summary>
+    /// <summary>Records an entry that a backend declined to store (for example larger than its limit).</summary>
+    public void Rejected() => _instruments.RejectedEntries.Add(1, _backend);
+
+    /// <summary>Records a failure of one tier of a tiered cache, or of a backend's remote store.</summary>
     /// <param name="operation">The operation that failed: get, add or delete.</param>
     public void TierFailure(string operation)
     {
@@ -98,6 +101,7 @@ public sealed class WasmCodeCacheMetrics
         public readonly Counter<long> CorruptEntries = meter.CreateCounter<long>("filecache.corrupt_entries", "{entry}", "Entries that failed an integrity check and were removed.");
         public readonly Counter<long> BytesRead = meter.CreateCounter<long>("filecache.bytes_read", "By", "Payload bytes returned by hits.");
         public readonly Counter<long> BytesWritten = meter.CreateCounter<long>("filecache.bytes_written", "By", "Payload bytes stored.");
+        public readonly Counter<long> RejectedEntries = meter.CreateCounter<long>("filecache.rejected_entries", "{entry}", "Entries a backend declined to store, for example above its size limit.");
         public readonly Counter<long> TierFailures = meter.CreateCounter<long>("filecache.tier_failures", "{failure}", "Operations that failed on one tier of a tiered cache.");
     }
 }

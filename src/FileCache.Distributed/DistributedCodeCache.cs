@@ -1,0 +1,278 @@
+using System.Buffers;
+using System.Diagnostics.CodeAnalysis;
+using System.Diagnostics.Metrics;
+using System.Runtime.InteropServices;
+using FileCache.Diagnostics;
+using FileCache.Internal;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace FileCache.Distributed;
+
+/// <summary>
+/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), using
+/// the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it. Every value is
+/// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
+/// the cache key and payload: forged, truncated or foreign values are misses, counted and removed.
+/// </summary>
+/// <remarks>
+/// A store that fails or is slow never fails a caller: the operation is logged, counted
+/// (<c>filecache.tier_failures</c>) and treated as a miss (or a skipped write); after repeated
+/// failures a circuit breaker (Polly) skips the store for <see cref="DistributedCodeCacheOptions.BreakDuration"/>
+/// and then tries it again. A value is written with one SET, so a reader never sees a mix of two
+/// writes; entries up to <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> need no chunking
+/// (Redis takes strings up to 512 MB).
+/// </remarks>
+public sealed partial class DistributedCodeCache : IWasmCodeCache
+{
+    private readonly IDistributedCache _store;
+    private readonly IBufferDistributedCache? _bufferStore;
+    private readonly DistributedCodeCacheOptions _options;
+    private readonly byte[]? _authenticationKey;
+    private readonly DistributedCacheEntryOptions _entryOptions;
+    private readonly ResiliencePipeline _pipeline;
+    private readonly WasmCodeCacheMetrics _metrics;
+    private readonly ILogger _logger;
+
+    /// <summary>Creates the tier over a store.</summary>
+    /// <param name="store">The distributed cache.</param>
+    /// <param name="options">The options; an authentication key is required unless explicitly waived.</param>
+    /// <param name="meterFactory">Creates the meter; optional.</param>
+    /// <param name="logger">Receives store failures and rejected entries; optional.</param>
+    /// <exception cref="ArgumentException">No authentication key and no explicit opt-out, or a key shorter than 16 bytes.</exception>
+    public DistributedCodeCache(IDistributedCache store, DistributedCodeCacheOptions options, IMeterFactory? meterFactory = null, ILogger<DistributedCodeCache>? logger = null)
+    {
+        ArgumentNullException.ThrowIfNull(store);
+        ArgumentNullException.ThrowIfNull(options);
+        var problems = options.Problems().ToArray();
+        if (problems.Length > 0)
+        {
+            throw new ArgumentException(problems[0].ErrorMessage, nameof(options));
+        }
+
+        _store = store;
+        _bufferStore = store as IBufferDistributedCache; // capability light-up, as HybridCache does
+        _options = options;
+        _authenticationKey = options.AuthenticationKey?.ToArray();
+        _entryOptions = new DistributedCacheEntryOptions { SlidingExpiration = options.SlidingExpiration, AbsoluteExpirationRelativeToNow = options.AbsoluteExpiration };
+        _metrics = new WasmCodeCacheMetrics(meterFactory, "distributed");
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _pipeline = new ResiliencePipelineBuilder()
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = 0.5,
+                MinimumThroughput = 2,
+                SamplingDuration = TimeSpan.FromSeconds(10),
+                BreakDuration = options.BreakDuration,
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutRejectedException),
+            })
+            .AddTimeout(options.Timeout)
+            .Build();
+    }
+
+    /// <summary>The store key of a cache key: the prefix and the key's 64 hex characters.</summary>
+    /// <param name="key">The cache key.</param>
+    /// <returns>The store key.</returns>
+    public string GetStoreKey(CacheKey key) => _options.KeyPrefix + key.ToString();
+
+    /// <inheritdoc/>
+    /// <remarks>Blocks on the asynchronous store call: a network store has no better synchronous path.</remarks>
+    public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
+    {
+        content = GetAsync(key).AsTask().GetAwaiter().GetResult();
+        return content is not null;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        string storeKey = GetStoreKey(key);
+        ArraySegment<byte> value;
+        try
+        {
+            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.ReadAsync(state.StoreKey, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            OnStoreFailure("get", key, e);
+            _metrics.Miss();
+            return null;
+        }
+
+        if (value.Array is null)
+        {
+            _metrics.Miss();
+            return null;
+        }
+
+        var status = EntryFrame.Verify(key, value, _authenticationKey, out long payloadLength);
+        if (status != FrameStatus.Valid)
+        {
+            _metrics.Corrupt();
+            _metrics.Miss();
+            LogRejectedValue(_logger, key, storeKey, status.ToString());
+            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false);
+            return null;
+        }
+
+        _metrics.Hit(payloadLength);
+        return new MemoryStream(value.Array, value.Offset, (int)payloadLength, writable: false, publiclyVisible: true);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Blocks on the asynchronous store call.</remarks>
+    public void Add(CacheKey key, Stream content) => AddAsync(key, content).AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc/>
+    public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        cancellationToken.ThrowIfCancellationRequested();
+        byte[] payload = await ReadPayloadAsync(content, cancellationToken).ConfigureAwait(false);
+        string storeKey = GetStoreKey(key);
+        if (payload.Length > _options.MaxEntrySize)
+        {
+            _metrics.Rejected();
+            LogTooLarge(_logger, key, payload.Length, _options.MaxEntrySize);
+            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false); // replace semantics: the old value must not stay
+            return;
+        }
+
+        byte[] framed = EntryFrame.Frame(key, payload, _authenticationKey);
+        try
+        {
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Framed, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Framed: framed), cancellationToken).ConfigureAwait(false);
+            _metrics.Added(payload.Length);
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            OnStoreFailure("add", key, e); // the fleet just does not share this one
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Blocks on the asynchronous store call.</remarks>
+    public void Delete(CacheKey key) => DeleteAsync(key).AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc/>
+    public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Store.RemoveAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Store: _store, StoreKey: GetStoreKey(key)), cancellationToken).ConfigureAwait(false);
+            _metrics.Deleted();
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            // A value left behind is still verified on every read.
+            OnStoreFailure("delete", key, e);
+        }
+    }
+
+    /// <summary>
+    /// Stops waiting when the token fires even if the store ignores it (StackExchange.Redis does:
+    /// its operations end only at its own timeout), so Polly's timeout really bounds a call. The
+    /// abandoned operation finishes in the background; its failure is observed and dropped.
+    /// </summary>
+    private static Task Abandonable(Task operation, CancellationToken cancellationToken)
+    {
+        _ = operation.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return operation.WaitAsync(cancellationToken);
+    }
+
+    private static Task<T> Abandonable<T>(Task<T> operation, CancellationToken cancellationToken)
+    {
+        _ = operation.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+        return operation.WaitAsync(cancellationToken);
+    }
+
+    private async ValueTask<ArraySegment<byte>> ReadAsync(string storeKey, CancellationToken cancellationToken)
+    {
+        if (_bufferStore is not null)
+        {
+            var writer = new ArrayBufferWriter<byte>();
+            if (!await _bufferStore.TryGetAsync(storeKey, writer, cancellationToken).ConfigureAwait(false))
+            {
+                return default;
+            }
+
+            return MemoryMarshal.TryGetArray(writer.WrittenMemory, out var segment) ? segment : new ArraySegment<byte>(writer.WrittenSpan.ToArray());
+        }
+
+        var bytes = await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
+        return bytes is null ? default : new ArraySegment<byte>(bytes);
+    }
+
+    private async ValueTask WriteAsync(string storeKey, byte[] framed, CancellationToken cancellationToken)
+    {
+        if (_bufferStore is not null)
+        {
+            await _bufferStore.SetAsync(storeKey, new ReadOnlySequence<byte>(framed), _entryOptions, cancellationToken).ConfigureAwait(false);
+        }
+        else
+        {
+            await _store.SetAsync(storeKey, framed, _entryOptions, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask<byte[]> ReadPayloadAsync(Stream content, CancellationToken cancellationToken)
+    {
+        if (content.CanSeek && content.Length - content.Position is var remaining and >= 0 and <= int.MaxValue)
+        {
+            var exact = new byte[remaining];
+            await content.ReadExactlyAsync(exact, cancellationToken).ConfigureAwait(false);
+            return exact;
+        }
+
+        using var buffer = new MemoryStream();
+        await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
+        return buffer.ToArray();
+    }
+
+    private async ValueTask RemoveQuietlyAsync(CacheKey key, string storeKey)
+    {
+        try
+        {
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Store.RemoveAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Store: _store, StoreKey: storeKey), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
+        {
+            OnStoreFailure("delete", key, e);
+        }
+    }
+
+    /// <summary>Anything but the caller's own cancellation is the store's failure.</summary>
+    private static bool IsStoreFailure(Exception e, CancellationToken callerToken)
+        => !(e is OperationCanceledException && callerToken.IsCancellationRequested) && e is not (OutOfMemoryException or StackOverflowException);
+
+    private void OnStoreFailure(string operation, CacheKey key, Exception e)
+    {
+        _metrics.TierFailure(operation);
+        if (e is BrokenCircuitException)
+        {
+            LogSkipped(_logger, operation, key);
+        }
+        else
+        {
+            LogStoreFailed(_logger, operation, key, e);
+        }
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "The distributed store failed to {Operation} key {Key}; continuing without it")]
+    private static partial void LogStoreFailed(ILogger logger, string operation, CacheKey key, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "The distributed store is skipped after repeated failures; did not {Operation} key {Key}")]
+    private static partial void LogSkipped(ILogger logger, string operation, CacheKey key);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Value of key {Key} in the distributed store ('{StoreKey}') is unusable ({Reason}); treated as a miss and removed")]
+    private static partial void LogRejectedValue(ILogger logger, CacheKey key, string storeKey, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Did not send key {Key} to the distributed store: {Length} bytes exceed MaxEntrySize {MaxEntrySize}")]
+    private static partial void LogTooLarge(ILogger logger, CacheKey key, long length, long maxEntrySize);
+}

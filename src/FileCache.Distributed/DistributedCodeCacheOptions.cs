@@ -1,0 +1,69 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FileCache.Distributed;
+
+/// <summary>Options of <see cref="DistributedCodeCache"/>.</summary>
+public sealed class DistributedCodeCacheOptions : IValidatableObject
+{
+    /// <summary>Prefixed to every store key (then the cache key's 64 hex characters), so several
+    /// applications can share one store (default <c>filecache:</c>).</summary>
+    [Required(AllowEmptyStrings = true, ErrorMessage = "DistributedCodeCacheOptions.KeyPrefix must not be null.")]
+    public string KeyPrefix { get; set; } = "filecache:";
+
+    /// <summary>
+    /// The HMAC-SHA256 key that every entry is signed and checked with (at least 16 bytes; use 32
+    /// random bytes shared by the fleet). Anything read from a network store is untrusted machine
+    /// code: entries without a valid tag are rejected. Required unless
+    /// <see cref="DangerouslyAcceptUnauthenticatedEntries"/> is set.
+    /// </summary>
+    public byte[]? AuthenticationKey { get; set; }
+
+    /// <summary>
+    /// Accept entries that carry no authentication tag, so that anyone who can write to the store
+    /// can make this process run their machine code. Only for stores nobody else can reach.
+    /// </summary>
+    public bool DangerouslyAcceptUnauthenticatedEntries { get; set; }
+
+    /// <summary>Entries expire after this long unused (default 7 days); null for none.</summary>
+    public TimeSpan? SlidingExpiration { get; set; } = TimeSpan.FromDays(7);
+
+    /// <summary>Entries expire this long after they were written; null (the default) for none.</summary>
+    public TimeSpan? AbsoluteExpiration { get; set; }
+
+    /// <summary>Entries larger than this are not sent to the store (counted in
+    /// <c>filecache.rejected_entries</c>; default 64 MiB).</summary>
+    [Range(1L, int.MaxValue - 64, ErrorMessage = "DistributedCodeCacheOptions.MaxEntrySize must be between 1 byte and 2 GiB.")]
+    public long MaxEntrySize { get; set; } = 64L << 20;
+
+    /// <summary>How long one store operation may take before the tier gives up on it (default 5 s).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>After repeated failures the store is skipped for this long before it is tried again (default 30 s).</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Checks the settings that data annotations cannot express.</summary>
+    /// <param name="validationContext">The validation context.</param>
+    /// <returns>The problems found.</returns>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) => Problems();
+
+    /// <summary>The same checks without a validation context (used by the constructor).</summary>
+    internal IEnumerable<ValidationResult> Problems()
+    {
+        if (AuthenticationKey is null && !DangerouslyAcceptUnauthenticatedEntries)
+        {
+            yield return new ValidationResult(
+                "DistributedCodeCacheOptions.AuthenticationKey is required: entries from a shared store are untrusted machine code. " +
+                "Set a key of at least 16 random bytes shared by the fleet (or, only for a store nobody else can write, DangerouslyAcceptUnauthenticatedEntries).",
+                [nameof(AuthenticationKey)]);
+        }
+        else if (AuthenticationKey is { Length: < 16 })
+        {
+            yield return new ValidationResult($"DistributedCodeCacheOptions.AuthenticationKey has {AuthenticationKey.Length} bytes; at least 16 are required.", [nameof(AuthenticationKey)]);
+        }
+
+        if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)
+        {
+            yield return new ValidationResult("DistributedCodeCacheOptions.Timeout and BreakDuration must be positive.", [nameof(Timeout), nameof(BreakDuration)]);
+        }
+    }
+}

@@ -1,0 +1,255 @@
+using FileCache.Diagnostics;
+using FileCache.Disk;
+using FileCache.Memory;
+using FileCache.Specification.Tests;
+using FileCache.Tiering;
+using FileCache.Wasmtime;
+using Microsoft.Extensions.Caching.Distributed;
+using Microsoft.Extensions.Caching.Memory;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace FileCache.Distributed.Tests;
+
+public sealed class DistributedCodeCacheTests : IDisposable
+{
+    private readonly string _dir = Path.Join(Path.GetTempPath(), "filecache-dist-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    private static MemoryDistributedCache MemoryStore() => new(Options.Create(new MemoryDistributedCacheOptions()));
+
+    private static byte[]? Get(IWasmCodeCache cache, CacheKey key)
+    {
+        if (!cache.TryGet(key, out var s))
+        {
+            return null;
+        }
+
+        using (s)
+        {
+            using var m = new MemoryStream();
+            s.CopyTo(m);
+            return m.ToArray();
+        }
+    }
+
+    [Fact]
+    public void AuthenticationKey_IsRequired_UnlessExplicitlyWaived()
+    {
+        var e = Assert.Throws<ArgumentException>(() => new DistributedCodeCache(MemoryStore(), new DistributedCodeCacheOptions()));
+        Assert.Contains("AuthenticationKey is required", e.Message);
+        Assert.Throws<ArgumentException>(() => new DistributedCodeCache(MemoryStore(), new DistributedCodeCacheOptions { AuthenticationKey = new byte[8] }));
+        _ = new DistributedCodeCache(MemoryStore(), new DistributedCodeCacheOptions { DangerouslyAcceptUnauthenticatedEntries = true });
+    }
+
+    [Fact]
+    public async Task UseDistributed_WithoutAKey_FailsAtStart()
+    {
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddDistributedMemoryCache();
+        builder.Services.AddWasmCodeCache(c => c.UseMemory().UseDistributed(_ => { }));
+        using var host = builder.Build();
+        var e = await Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync());
+        Assert.Contains("AuthenticationKey", e.Message);
+    }
+
+    [Fact]
+    public void UseDistributed_FormsTheLastTier()
+    {
+        var services = new ServiceCollection();
+        services.AddDistributedMemoryCache();
+        services.AddWasmCodeCache(c => c.UseMemory().UseDisk(_dir).UseDistributed(o => o.AuthenticationKey = Stores.Secret));
+        using var provider = services.BuildServiceProvider();
+        var tiered = Assert.IsType<TieredCodeCache>(provider.GetRequiredService<IWasmCodeCache>());
+        Assert.IsType<DistributedCodeCache>(tiered.Tiers[2]);
+    }
+
+    [Fact]
+    public void ValuesWrittenWithoutTheKey_ForgedOrTruncated_AreRejectedCountedAndRemoved()
+    {
+        using var corrupt = new MetricCollector<long>(null, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
+        var store = MemoryStore();
+        var options = Stores.Options("shared:");
+        var cache = new DistributedCodeCache(store, options);
+        var key = TestKeys.Key(1);
+        var value = TestPayload.Create(1, 1, 10_000);
+
+        // Written by a client without the key (a valid frame, no tag).
+        var unauthenticated = new DistributedCodeCache(store, new DistributedCodeCacheOptions { KeyPrefix = "shared:", DangerouslyAcceptUnauthenticatedEntries = true });
+        unauthenticated.Add(key, new MemoryStream(value));
+        Assert.Null(Get(cache, key));
+        Assert.Null(store.Get(cache.GetStoreKey(key)));
+
+        // Written with another key.
+        var other = new DistributedCodeCache(store, new DistributedCodeCacheOptions { KeyPrefix = "shared:", AuthenticationKey = new byte[32] });
+        other.Add(key, new MemoryStream(value));
+        Assert.Null(Get(cache, key));
+
+        // Truncated, and raw bytes.
+        cache.Add(key, new MemoryStream(value));
+        var good = store.Get(cache.GetStoreKey(key))!;
+        store.Set(cache.GetStoreKey(key), good[..^10], new DistributedCacheEntryOptions());
+        Assert.Null(Get(cache, key));
+        store.Set(cache.GetStoreKey(key), value, new DistributedCacheEntryOptions());
+        Assert.Null(Get(cache, key));
+
+        // The real thing still works.
+        cache.Add(key, new MemoryStream(value));
+        Assert.Equal(value, Get(cache, key));
+        Assert.True(corrupt.GetMeasurementSnapshot().Count(m => (string?)m.Tags[WasmCodeCacheMetrics.BackendTag] == "distributed") >= 4);
+    }
+
+    [Fact]
+    public void EntriesAboveMaxEntrySize_AreNotSent_AndCounted()
+    {
+        using var rejected = new MetricCollector<long>(null, WasmCodeCacheMetrics.MeterName, "filecache.rejected_entries");
+        var store = MemoryStore();
+        var options = Stores.Options();
+        options.MaxEntrySize = 1000;
+        var cache = new DistributedCodeCache(store, options);
+        cache.Add(TestKeys.Key(1), new MemoryStream(new byte[500]));
+        cache.Add(TestKeys.Key(1), new MemoryStream(new byte[1001])); // replaces: the old value goes too
+        Assert.Null(store.Get(cache.GetStoreKey(TestKeys.Key(1))));
+        Assert.Contains(rejected.GetMeasurementSnapshot(), m => (string?)m.Tags[WasmCodeCacheMetrics.BackendTag] == "distributed");
+    }
+
+    [Fact]
+    public async Task FailingStore_NeverThrows_IsSkippedAfterFailures_AndRecovers()
+    {
+        var store = new FlakyStore(MemoryStore()) { Down = true };
+        var options = Stores.Options();
+        options.BreakDuration = TimeSpan.FromMilliseconds(600);
+        var cache = new DistributedCodeCache(store, options);
+        var key = TestKeys.Key(1);
+
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.Null(Get(cache, key));
+            cache.Add(key, new MemoryStream([1, 2, 3]));
+            cache.Delete(key);
+        }
+
+        int callsWhileOpen = store.Calls;
+        Assert.Null(await cache.GetAsync(key)); // the circuit is open: the store is not even asked
+        Assert.Equal(callsWhileOpen, store.Calls);
+
+        store.Down = false;
+        await Task.Delay(800);
+        cache.Add(key, new MemoryStream([1, 2, 3]));
+        Assert.Equal([1, 2, 3], Get(cache, key));
+    }
+
+    [SkippableFact]
+    public void RedisStoppedMidRun_LoadsStillSucceed_AndTheTierRecovers()
+    {
+        using var redis = RedisServer.StartPrivate();
+        var options = Stores.Options();
+        options.Timeout = TimeSpan.FromSeconds(1);
+        options.BreakDuration = TimeSpan.FromSeconds(1);
+        var distributed = new DistributedCodeCache(Stores.Redis(redis), options);
+        var cache = new TieredCodeCache([new MemoryCodeCache(), new DiskCodeCache(_dir), distributed], ownsTiers: true);
+        var loader = new WasmtimeModuleCache(cache);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+
+        using (var first = loader.Load(engine, settings, "a", Wasm(1)))
+        {
+            Assert.Equal(ModuleOrigin.Compiled, first.Origin);
+        }
+
+        redis.Stop();
+        for (int i = 2; i < 5; i++)
+        {
+            using var loaded = loader.Load(engine, settings, "m", Wasm(i)); // no exception escapes
+            Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
+            using var hit = loader.Load(engine, settings, "m", Wasm(i)); // the local tiers still serve
+            Assert.True(hit.IsHit);
+        }
+
+        redis.Start();
+        Thread.Sleep(1500); // past the break
+        var key = TestKeys.Key(77);
+        var value = TestPayload.Create(77, 1, 5000);
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        byte[]? back = null;
+        while (back is null && DateTime.UtcNow < deadline)
+        {
+            distributed.Add(key, new MemoryStream(value));
+            back = Get(distributed, key);
+            if (back is null)
+            {
+                Thread.Sleep(250); // the client reconnects in the background
+            }
+        }
+
+        Assert.Equal(value, back);
+    }
+
+    [SkippableFact]
+    public async Task Fleet_ProcessBLoadsWhatProcessACompiled_FromRedis_AndItsDiskTierNowHoldsIt()
+    {
+        var redis = RedisServer.Shared;
+        string wasmPath = Path.Join(_dir, "module.wasm");
+        Directory.CreateDirectory(_dir);
+        File.WriteAllBytes(wasmPath, Wasm(Random.Shared.Next()));
+        string prefix = $"fleet:{Guid.NewGuid():N}:";
+        string diskA = Path.Join(_dir, "a"), diskB = Path.Join(_dir, "b");
+
+        var a = await Fleet.RunAsync(diskA, redis.Endpoint, prefix, wasmPath);
+        Assert.True(a.ExitCode == 0, a.Output);
+        Assert.Contains("origin=Compiled", a.Output);
+
+        var b = await Fleet.RunAsync(diskB, redis.Endpoint, prefix, wasmPath);
+        Assert.True(b.ExitCode == 0, b.Output);
+        Assert.Contains("origin=CacheHit", b.Output); // never compiled in B
+        Assert.Contains("disk-holds-entry=True", b.Output);
+        Assert.Single(Directory.GetFiles(diskB), f => Path.GetFileName(f).Length == 64);
+    }
+
+    private static byte[] Wasm(int salt) => global::Wasmtime.Module.ConvertText(
+        $"(module (func (export \"f\") (result i32) i32.const {salt}))");
+
+    /// <summary>Delegates to a store, or throws like a store that is down.</summary>
+    private sealed class FlakyStore(IDistributedCache inner) : IDistributedCache
+    {
+        private int _calls;
+
+        public bool Down { get; set; }
+
+        public int Calls => Volatile.Read(ref _calls);
+
+        private void Enter()
+        {
+            Interlocked.Increment(ref _calls);
+            if (Down)
+            {
+                throw new IOException("store is down (test)");
+            }
+        }
+
+        public byte[]? Get(string key) { Enter(); return inner.Get(key); }
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken token = default) { Enter(); return inner.GetAsync(key, token); }
+
+        public void Refresh(string key) { Enter(); inner.Refresh(key); }
+
+        public Task RefreshAsync(string key, CancellationToken token = default) { Enter(); return inner.RefreshAsync(key, token); }
+
+        public void Remove(string key) { Enter(); inner.Remove(key); }
+
+        public Task RemoveAsync(string key, CancellationToken token = default) { Enter(); return inner.RemoveAsync(key, token); }
+
+        public void Set(string key, byte[] value, DistributedCacheEntryOptions options) { Enter(); inner.Set(key, value, options); }
+
+        public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default) { Enter(); return inner.SetAsync(key, value, options, token); }
+    }
+}

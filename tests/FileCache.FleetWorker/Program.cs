@@ -1,0 +1,27 @@
+// FleetWorker <disk-dir> <redis host:port> <key-prefix> <module.wasm>
+// Loads the module through memory -> disk -> Redis, prints where it came from and whether this
+// member's disk tier holds the entry afterwards.
+using FileCache;
+using FileCache.Disk;
+using FileCache.Tiering;
+using FileCache.Wasmtime;
+using Microsoft.Extensions.DependencyInjection;
+
+string disk = args[0], redis = args[1], prefix = args[2];
+var wasm = File.ReadAllBytes(args[3]);
+var services = new ServiceCollection();
+services.AddStackExchangeRedisCache(o => o.Configuration = redis);
+services.AddWasmCodeCache(c => c
+    .UseMemory()
+    .UseDisk(disk)
+    .UseDistributed(o => { o.AuthenticationKey = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray(); o.KeyPrefix = prefix; })
+    .AddWasmtime());
+using var provider = services.BuildServiceProvider();
+var loader = provider.GetRequiredService<WasmtimeModuleCache>();
+var settings = new WasmtimeEngineSettings();
+using var engine = settings.CreateEngine();
+using var loaded = loader.Load(engine, settings, "fleet", wasm);
+var diskTier = (DiskCodeCache)((TieredCodeCache)provider.GetRequiredService<IWasmCodeCache>()).Tiers[1];
+Console.WriteLine($"origin={loaded.Origin}");
+Console.WriteLine($"disk-holds-entry={File.Exists(diskTier.GetPath(loaded.Key))}");
+return 0;
