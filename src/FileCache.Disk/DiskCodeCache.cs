@@ -327,12 +327,19 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
         return ValueTask.CompletedTask;
     }
 
-    /// <summary>Stops background maintenance. Entries stay on disk.</summary>
+    /// <summary>Stops background maintenance and waits for a running trim to end. Entries stay on disk.</summary>
     public void Dispose()
     {
-        if (!_disposed.IsCancellationRequested)
+        if (_disposed.IsCancellationRequested)
         {
-            _disposed.Cancel();
+            return;
+        }
+
+        _disposed.Cancel();
+        // After Dispose nothing of this cache touches the directory (a test or an operator may remove it).
+        if (_trimGate.Wait(TimeSpan.FromSeconds(10)))
+        {
+            _trimGate.Release();
         }
     }
 
@@ -476,7 +483,7 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
     private void OnAdded(long payloadLength)
     {
         _metrics.Added(payloadLength);
-        if (_options.ReadOnly)
+        if (_options.ReadOnly || _disposed.IsCancellationRequested)
         {
             return;
         }
@@ -492,7 +499,15 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
         {
             // Writers outran the background trim: this caller waits for one, so the directory
             // cannot grow without bound. The usual case below never blocks an Add.
-            _trimGate.Wait(_disposed.Token);
+            try
+            {
+                _trimGate.Wait(_disposed.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // disposed meanwhile
+            }
+
             try
             {
                 if (Interlocked.Read(ref _approximateSize) > limit)
@@ -530,6 +545,10 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             LogTrimFailed(_logger, Directory, e);
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
+        {
+            // Disposed mid-trim: the next process or start trims instead.
         }
     }
 

@@ -25,7 +25,7 @@ public sealed class DiskProcessTests : IDisposable
             await writer.WaitForExitAsync();
         }
 
-        var reader = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, StaleTempFileAge = TimeSpan.FromMilliseconds(1), MaxSize = null });
+        using var reader = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, StaleTempFileAge = TimeSpan.FromMilliseconds(1), MaxSize = null });
         int valid = 0;
         for (int keyId = 0; keyId < 8; keyId++)
         {
@@ -84,7 +84,7 @@ public sealed class DiskProcessTests : IDisposable
         // while it runs. Each process learns the other's entries only when it scans, so the bound
         // while both write flat out is looser than the limit (measured peaks: 1.0x to 1.5x).
         Assert.True(peak <= maxSize * 2, $"peak {peak} bytes against a limit of {maxSize}");
-        var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = maxSize });
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = maxSize });
         cache.Trim();
         Assert.True(DirectorySize() <= maxSize, $"after a trim {DirectorySize()} bytes remain against {maxSize}");
     }
@@ -97,7 +97,8 @@ public sealed class DiskProcessTests : IDisposable
         Run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", _dir.Path);
         try
         {
-            var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = null });
+            using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = null });
+            // Disposed (background trim stopped) when this block ends, before the unmount below.
             var small = TestPayload.Create(1, 1, 512 * 1024);
             cache.Add(TestKeys.Key(1), new MemoryStream(small));
             var e = Assert.ThrowsAny<IOException>(() => cache.Add(TestKeys.Key(2), new MemoryStream(TestPayload.Create(2, 1, 4 << 20))));

@@ -156,7 +156,7 @@ public sealed class DistributedCodeCacheTests : IDisposable
         options.Timeout = TimeSpan.FromSeconds(1);
         options.BreakDuration = TimeSpan.FromSeconds(1);
         var distributed = new DistributedCodeCache(Stores.Redis(redis), options);
-        var cache = new TieredCodeCache([new MemoryCodeCache(), new DiskCodeCache(_dir), distributed], ownsTiers: true);
+        using var cache = new TieredCodeCache([new MemoryCodeCache(), new DiskCodeCache(_dir), distributed], ownsTiers: true);
         var loader = new WasmtimeModuleCache(cache);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();

@@ -74,8 +74,19 @@ public sealed class PackagingTests : IDisposable
         Assert.Equal(new VectorSettings(2, true, "x").DeriveKey([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]).ToString(), output.Trim().Split('\n').Last().Trim());
     }
 
-    private static string RepositoryRoot([System.Runtime.CompilerServices.CallerFilePath] string path = "")
-        => Path.GetFullPath(Path.Join(Path.GetDirectoryName(path)!, "..", ".."));
+    /// <summary>Found from the test's output folder (CallerFilePath is path-mapped in CI builds).</summary>
+    internal static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Join(dir.FullName, "FileCache.sln")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new DirectoryNotFoundException("FileCache.sln not found above " + AppContext.BaseDirectory);
+    }
 
     private static string Run(string directory, string file, params string[] args)
     {

@@ -64,5 +64,5 @@ public sealed class SnapshotTests
         Assert.Equal(File.ReadAllText(file).ReplaceLineEndings("\n"), generated);
     }
 
-    private static string FindTestsDirectory([System.Runtime.CompilerServices.CallerFilePath] string path = "") => Path.GetDirectoryName(path)!;
+    private static string FindTestsDirectory() => Path.Join(PackagingTests.RepositoryRoot(), "tests", "FileCache.Generators.Tests");
 }

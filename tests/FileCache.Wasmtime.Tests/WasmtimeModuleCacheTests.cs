@@ -11,12 +11,26 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
 {
     private readonly string _dir = Path.Join(Path.GetTempPath(), "filecache-wasmtime-" + Guid.NewGuid().ToString("N"));
 
+    private readonly List<IDisposable> _owned = [];
+
     public void Dispose()
     {
+        foreach (var owned in _owned)
+        {
+            owned.Dispose(); // stops background trims before the directory goes
+        }
+
         if (Directory.Exists(_dir))
         {
             Directory.Delete(_dir, recursive: true);
         }
+    }
+
+    private T Own<T>(T value)
+        where T : IDisposable
+    {
+        _owned.Add(value);
+        return value;
     }
 
     /// <summary>A module built from WAT text; <paramref name="salt"/> makes distinct modules.</summary>
@@ -33,7 +47,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         return (int)instance.GetFunction("add")!.Invoke(a, b)!;
     }
 
-    private DiskCodeCache Disk() => new(new DiskCodeCacheOptions { Directory = _dir });
+    private DiskCodeCache Disk() => Own(new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir }));
 
     public static TheoryData<string> Backends() => ["memory", "disk", "tiered"];
 
@@ -41,7 +55,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     {
         "memory" => new MemoryCodeCache(),
         "disk" => Disk(),
-        _ => new TieredCodeCache([new MemoryCodeCache(), Disk()], ownsTiers: true),
+        _ => Own(new TieredCodeCache([new MemoryCodeCache(), Disk()], ownsTiers: true)),
     };
 
     [Theory]
@@ -192,7 +206,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     [Fact]
     public void ReadOnlyCache_StillLoads_ByCompiling()
     {
-        var readOnly = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir, ReadOnly = true });
+        var readOnly = Own(new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir, ReadOnly = true }));
         var loader = new WasmtimeModuleCache(readOnly);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
@@ -206,7 +220,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     {
         var services = new ServiceCollection();
         services.AddWasmCodeCache(c => c.UseMemory().UseDisk(_dir).AddWasmtime());
-        using var provider = services.BuildServiceProvider();
+        var provider = Own(services.BuildServiceProvider());
         var loader = provider.GetRequiredService<WasmtimeModuleCache>();
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
