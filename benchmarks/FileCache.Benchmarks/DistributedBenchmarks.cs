@@ -21,6 +21,7 @@ public class DistributedBenchmarks
     private Process? _redis;
     private ConnectionMultiplexer _plain = null!;
     private DistributedCodeCache _cache = null!;
+    private DistributedCodeCache _plainApiCache = null!;
     private CacheKey _key;
 
     [GlobalSetup]
@@ -43,6 +44,7 @@ public class DistributedBenchmarks
         var store = new RedisCache(Microsoft.Extensions.Options.Options.Create(new RedisCacheOptions { Configuration = $"127.0.0.1:{port},syncTimeout=30000,asyncTimeout=30000" }));
         _cache = new DistributedCodeCache(store, new DistributedCodeCacheOptions { AuthenticationKey = new byte[32], Timeout = TimeSpan.FromSeconds(30) });
         _cache.Add(_key, new MemoryStream(serialized));
+        _plainApiCache = new DistributedCodeCache(new PlainOnly(store), new DistributedCodeCacheOptions { AuthenticationKey = new byte[32], Timeout = TimeSpan.FromSeconds(30) });
     }
 
     [GlobalCleanup]
@@ -60,6 +62,33 @@ public class DistributedBenchmarks
     {
         await using var hit = await _cache.GetAsync(_key) ?? throw new InvalidOperationException("miss");
         return hit.Length;
+    }
+
+    /// <summary>The same tier through IDistributedCache's byte[] API (IBufferDistributedCache hidden).</summary>
+    [Benchmark]
+    public async Task<long> FileCache_GetAsync_ByteArrayApi()
+    {
+        await using var hit = await _plainApiCache.GetAsync(_key) ?? throw new InvalidOperationException("miss");
+        return hit.Length;
+    }
+
+    private sealed class PlainOnly(Microsoft.Extensions.Caching.Distributed.IDistributedCache inner) : Microsoft.Extensions.Caching.Distributed.IDistributedCache
+    {
+        public byte[]? Get(string key) => inner.Get(key);
+
+        public Task<byte[]?> GetAsync(string key, CancellationToken token = default) => inner.GetAsync(key, token);
+
+        public void Refresh(string key) => inner.Refresh(key);
+
+        public Task RefreshAsync(string key, CancellationToken token = default) => inner.RefreshAsync(key, token);
+
+        public void Remove(string key) => inner.Remove(key);
+
+        public Task RemoveAsync(string key, CancellationToken token = default) => inner.RemoveAsync(key, token);
+
+        public void Set(string key, byte[] value, Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions options) => inner.Set(key, value, options);
+
+        public Task SetAsync(string key, byte[] value, Microsoft.Extensions.Caching.Distributed.DistributedCacheEntryOptions options, CancellationToken token = default) => inner.SetAsync(key, value, options, token);
     }
 
     private static int FreePort()

@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
-using System.Runtime.InteropServices;
 using FileCache.Diagnostics;
 using FileCache.Internal;
 using Microsoft.Extensions.Caching.Distributed;
@@ -14,8 +13,8 @@ using Polly.Timeout;
 namespace FileCache.Distributed;
 
 /// <summary>
-/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), using
-/// the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it. Every value is
+/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), writing
+/// through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it. Every value is
 /// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
 /// the cache key and payload: forged, truncated or foreign values are misses, counted and removed.
 /// </summary>
@@ -133,7 +132,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     {
         ArgumentNullException.ThrowIfNull(content);
         cancellationToken.ThrowIfCancellationRequested();
-        byte[] payload = await ReadPayloadAsync(content, cancellationToken).ConfigureAwait(false);
+        byte[] payload = await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false);
         string storeKey = GetStoreKey(key);
         if (payload.Length > _options.MaxEntrySize)
         {
@@ -143,10 +142,16 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
             return;
         }
 
-        byte[] framed = EntryFrame.Frame(key, payload, _authenticationKey);
+        var trailer = new byte[EntryFrame.TrailerSize];
+        using (var frame = new EntryFrame.Writer(key, _authenticationKey))
+        {
+            frame.Append(payload);
+            frame.WriteTrailer(trailer);
+        }
+
         try
         {
-            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Framed, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Framed: framed), cancellationToken).ConfigureAwait(false);
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Payload, state.Trailer, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Payload: payload, Trailer: trailer), cancellationToken).ConfigureAwait(false);
             _metrics.Added(payload.Length);
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
@@ -194,45 +199,45 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
 
     private async ValueTask<ArraySegment<byte>> ReadAsync(string storeKey, CancellationToken cancellationToken)
     {
-        if (_bufferStore is not null)
-        {
-            var writer = new ArrayBufferWriter<byte>();
-            if (!await _bufferStore.TryGetAsync(storeKey, writer, cancellationToken).ConfigureAwait(false))
-            {
-                return default;
-            }
-
-            return MemoryMarshal.TryGetArray(writer.WrittenMemory, out var segment) ? segment : new ArraySegment<byte>(writer.WrittenSpan.ToArray());
-        }
-
+        // Reads use the byte[] API even when the buffer API exists: the value must be verified as
+        // one array anyway, and filling an unpooled IBufferWriter of unknown size copies a 30 MB
+        // entry several times while it grows (benchmarks/README.md: 112 ms against 74 ms).
         var bytes = await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
         return bytes is null ? default : new ArraySegment<byte>(bytes);
     }
 
-    private async ValueTask WriteAsync(string storeKey, byte[] framed, CancellationToken cancellationToken)
+    private async ValueTask WriteAsync(string storeKey, byte[] payload, byte[] trailer, CancellationToken cancellationToken)
     {
         if (_bufferStore is not null)
         {
-            await _bufferStore.SetAsync(storeKey, new ReadOnlySequence<byte>(framed), _entryOptions, cancellationToken).ConfigureAwait(false);
+            // Payload and frame go out as one two-segment sequence: no copy to join them.
+            await _bufferStore.SetAsync(storeKey, Sequence(payload, trailer), _entryOptions, cancellationToken).ConfigureAwait(false);
+            return;
         }
-        else
-        {
-            await _store.SetAsync(storeKey, framed, _entryOptions, cancellationToken).ConfigureAwait(false);
-        }
+
+        var framed = GC.AllocateUninitializedArray<byte>(payload.Length + trailer.Length);
+        payload.CopyTo(framed, 0);
+        trailer.CopyTo(framed, payload.Length);
+        await _store.SetAsync(storeKey, framed, _entryOptions, cancellationToken).ConfigureAwait(false);
     }
 
-    private static async ValueTask<byte[]> ReadPayloadAsync(Stream content, CancellationToken cancellationToken)
+    private static ReadOnlySequence<byte> Sequence(byte[] first, byte[] second)
     {
-        if (content.CanSeek && content.Length - content.Position is var remaining and >= 0 and <= int.MaxValue)
+        var head = new Segment(first, 0);
+        var tail = new Segment(second, first.Length);
+        head.SetNext(tail);
+        return new ReadOnlySequence<byte>(head, 0, tail, second.Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(byte[] bytes, long runningIndex)
         {
-            var exact = new byte[remaining];
-            await content.ReadExactlyAsync(exact, cancellationToken).ConfigureAwait(false);
-            return exact;
+            Memory = bytes;
+            RunningIndex = runningIndex;
         }
 
-        using var buffer = new MemoryStream();
-        await content.CopyToAsync(buffer, cancellationToken).ConfigureAwait(false);
-        return buffer.ToArray();
+        public void SetNext(Segment next) => Next = next;
     }
 
     private async ValueTask RemoveQuietlyAsync(CacheKey key, string storeKey)

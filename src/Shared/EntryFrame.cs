@@ -76,17 +76,6 @@ internal static class EntryFrame
         public void Dispose() => _hmac?.Dispose();
     }
 
-    /// <summary>Frames a whole payload in one call.</summary>
-    public static byte[] Frame(CacheKey key, ReadOnlySpan<byte> payload, byte[]? authenticationKey)
-    {
-        var framed = GC.AllocateUninitializedArray<byte>(payload.Length + TrailerSize);
-        payload.CopyTo(framed);
-        using var writer = new Writer(key, authenticationKey);
-        writer.Append(payload);
-        writer.WriteTrailer(framed.AsSpan(payload.Length));
-        return framed;
-    }
-
     /// <summary>Checks a whole framed entry (payload followed by trailer).</summary>
     /// <param name="key">The key the entry was looked up under.</param>
     /// <param name="entry">The entry's bytes.</param>

@@ -37,7 +37,7 @@ public sealed class RedisSpecificationTests : WasmCodeCacheSpecificationTests
     protected override IWasmCodeCache CreateCache()
     {
         var store = Stores.Redis(RedisServer.Shared);
-        Assert.IsAssignableFrom<IBufferDistributedCache>(store); // the buffer path is the one under test here
+        Assert.IsAssignableFrom<IBufferDistributedCache>(store); // writes take the buffer path here
         return new DistributedCodeCache(store, Stores.Options());
     }
 }
