@@ -193,6 +193,30 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     }
 
     [Fact]
+    public async Task WaitingForAnotherCallersCompile_HonoursCancellation()
+    {
+        // The leader's second lookup (after it claimed the key) blocks until released, so the
+        // follower is certainly waiting on the leader's compile when its token is cancelled.
+        var cache = new BlockingSecondLookup(new MemoryCodeCache());
+        var loader = new WasmtimeModuleCache(cache);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        var leader = Task.Run(() => loader.Load(engine, settings, "m", Wasm()));
+        Assert.True(cache.SecondLookupStarted.Wait(TimeSpan.FromSeconds(30)));
+
+        using var cts = new CancellationTokenSource();
+        var follower = loader.LoadAsync(engine, settings, "m", Wasm(), cancellationToken: cts.Token).AsTask();
+        await Task.Delay(50);
+        Assert.False(follower.IsCompleted);
+        await cts.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => follower);
+
+        cache.Release.Set();
+        using var led = await leader;
+        Assert.Equal(ModuleOrigin.Compiled, led.Origin);
+    }
+
+    [Fact]
     public void InvalidWasm_WithValidation_ThrowsNamingTheModule()
     {
         var loader = new WasmtimeModuleCache(new MemoryCodeCache());
@@ -227,6 +251,37 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         loader.Load(engine, settings, "m", Wasm()).Dispose();
         using var hit = loader.Load(engine, settings, "m", Wasm());
         Assert.True(hit.IsHit);
+    }
+
+    /// <summary>A cache whose second TryGet blocks until released.</summary>
+    private sealed class BlockingSecondLookup(IWasmCodeCache inner) : IWasmCodeCache
+    {
+        private int _lookups;
+
+        public ManualResetEventSlim SecondLookupStarted { get; } = new();
+
+        public ManualResetEventSlim Release { get; } = new();
+
+        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content)
+        {
+            if (Interlocked.Increment(ref _lookups) == 2)
+            {
+                SecondLookupStarted.Set();
+                Release.Wait(TimeSpan.FromSeconds(30));
+            }
+
+            return inner.TryGet(key, out content);
+        }
+
+        public void Add(CacheKey key, Stream content) => inner.Add(key, content);
+
+        public void Delete(CacheKey key) => inner.Delete(key);
+
+        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+
+        public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default) => inner.AddAsync(key, content, cancellationToken);
+
+        public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
     }
 
     /// <summary>A module with many functions, so compiling it takes a noticeable time.</summary>
