@@ -26,6 +26,7 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
     private const string TempPrefix = ".tmp-";
     private const string LockFileName = ".trim.lock";
     private const int CopyBufferSize = 1 << 20;
+    private const int ReadChunkSize = 4 << 20;
 
     private readonly DiskCodeCacheOptions _options;
     private readonly byte[]? _authenticationKey;
@@ -90,8 +91,7 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
             return false;
         }
 
-        var bytes = ReadAll(handle, (int)length);
-        return Verified(key, path, handle, bytes, out content);
+        return ReadVerified(key, path, handle, (int)length, out content);
     }
 
     /// <inheritdoc/>
@@ -415,22 +415,70 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
         }
     }
 
-    private static byte[] ReadAll(SafeFileHandle handle, int length)
+    /// <summary>
+    /// Reads a whole entry while another core checks the chunks already read, so a large hit costs
+    /// about one read instead of a read followed by a hash. Nothing is handed out unverified.
+    /// </summary>
+    private bool ReadVerified(CacheKey key, string path, SafeFileHandle handle, int length, [NotNullWhen(true)] out Stream? content)
     {
-        var bytes = GC.AllocateUninitializedArray<byte>(length);
-        int read = 0;
-        while (read < bytes.Length)
+        content = null;
+        if (length < 2 * ReadChunkSize)
         {
-            int n = RandomAccess.Read(handle, bytes.AsSpan(read), read);
+            // Small: one read, then the one-shot check (nothing to overlap, nothing to allocate).
+            var whole = GC.AllocateUninitializedArray<byte>(length);
+            int got = 0, n;
+            while (got < length && (n = RandomAccess.Read(handle, whole.AsSpan(got), got)) > 0)
+            {
+                got += n;
+            }
+
+            return Verified(key, path, handle, got == length ? whole : whole[..got], out content);
+        }
+
+        var bytes = GC.AllocateUninitializedArray<byte>(length);
+        int payloadEnd = length - EntryFrame.TrailerSize;
+        using var verifier = new EntryFrame.Verifier(key, _authenticationKey);
+        Task hashing = Task.CompletedTask;
+        int read = 0, hashed = 0;
+        while (read < length)
+        {
+            int n = RandomAccess.Read(handle, bytes.AsSpan(read, Math.Min(ReadChunkSize, length - read)), read);
             if (n == 0)
             {
-                return bytes[..read]; // shorter than at open: the frame check rejects it
+                break; // shorter than at open: rejected below
             }
 
             read += n;
+            int upto = Math.Min(read, payloadEnd);
+            if (upto > hashed)
+            {
+                hashing.GetAwaiter().GetResult(); // the verifier takes chunks in order
+                int from = hashed;
+                hashed = upto;
+                hashing = Task.Run(() => verifier.Append(bytes.AsSpan(from, upto - from)));
+            }
         }
 
-        return bytes;
+        hashing.GetAwaiter().GetResult();
+        var status = read < length
+            ? FrameStatus.TooShort
+            : EntryFrame.ReadTrailer(length, bytes.AsSpan(payloadEnd), _authenticationKey, out _);
+        if (status == FrameStatus.Valid)
+        {
+            status = verifier.Finish(bytes.AsSpan(payloadEnd));
+        }
+
+        if (status != FrameStatus.Valid)
+        {
+            OnCorrupt(key, path, handle, status);
+            return false;
+        }
+
+        RefreshUseTime(handle);
+        _metrics.Hit(payloadEnd);
+        // The array is this hit's own copy, so exposing it (TryGetBuffer) lets a caller skip a copy.
+        content = new MemoryStream(bytes, 0, payloadEnd, writable: false, publiclyVisible: true);
+        return true;
     }
 
     private void OnCorrupt(CacheKey key, string path, SafeFileHandle handle, FrameStatus status)

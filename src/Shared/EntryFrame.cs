@@ -76,6 +76,53 @@ internal static class EntryFrame
         public void Dispose() => _hmac?.Dispose();
     }
 
+    /// <summary>Checks a payload that arrives in pieces (for example while a file is still being read).</summary>
+    public sealed class Verifier : IDisposable
+    {
+        private readonly XxHash3? _checksum;
+        private readonly IncrementalHash? _hmac;
+
+        public Verifier(CacheKey key, byte[]? authenticationKey)
+        {
+            if (authenticationKey is null)
+            {
+                _checksum = new XxHash3(Seed(key));
+            }
+            else
+            {
+                // The tag covers every payload byte, so the checksum would only repeat the work.
+                _hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, authenticationKey);
+                Span<byte> k = stackalloc byte[CacheKey.Size];
+                key.CopyTo(k);
+                _hmac.AppendData(k);
+            }
+        }
+
+        public void Append(ReadOnlySpan<byte> payload)
+        {
+            _checksum?.Append(payload);
+            _hmac?.AppendData(payload);
+        }
+
+        /// <summary>Compares with a trailer that <see cref="ReadTrailer"/> accepted.</summary>
+        public FrameStatus Finish(ReadOnlySpan<byte> trailer)
+        {
+            if (_checksum is not null)
+            {
+                return _checksum.GetCurrentHashAsUInt64() == BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..])
+                    ? FrameStatus.Valid
+                    : FrameStatus.ChecksumMismatch;
+            }
+
+            _hmac!.AppendData(trailer[..TagOffset]);
+            Span<byte> tag = stackalloc byte[TagSize];
+            _hmac.GetHashAndReset(tag);
+            return CryptographicOperations.FixedTimeEquals(tag, trailer.Slice(TagOffset, TagSize)) ? FrameStatus.Valid : FrameStatus.BadTag;
+        }
+
+        public void Dispose() => _hmac?.Dispose();
+    }
+
     /// <summary>Checks a whole framed entry (payload followed by trailer).</summary>
     /// <param name="key">The key the entry was looked up under.</param>
     /// <param name="entry">The entry's bytes.</param>
@@ -119,10 +166,20 @@ internal static class EntryFrame
             return FrameStatus.LengthMismatch;
         }
 
-        bool authenticated = (BinaryPrimitives.ReadUInt16LittleEndian(trailer[6..]) & FlagAuthenticated) != 0;
+        ushort flags = BinaryPrimitives.ReadUInt16LittleEndian(trailer[6..]);
+        bool authenticated = (flags & FlagAuthenticated) != 0;
         if (authenticationKey is not null && !authenticated)
         {
             return FrameStatus.NotAuthenticated;
+        }
+
+        // Every byte of the frame is checked: unknown flags, a tag on an unauthenticated entry and
+        // the reserved bytes must be zero.
+        if ((flags & ~FlagAuthenticated) != 0
+            || (!authenticated && trailer.Slice(TagOffset, TagSize).IndexOfAnyExcept((byte)0) >= 0)
+            || trailer.Slice(56, 4).IndexOfAnyExcept((byte)0) >= 0)
+        {
+            return FrameStatus.NotAnEntry;
         }
 
         payloadLength = (long)length;

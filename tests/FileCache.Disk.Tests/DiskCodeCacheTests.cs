@@ -172,6 +172,31 @@ public sealed class DiskCodeCacheTests : IDisposable
         Assert.True(collector.GetMeasurementSnapshot().EvaluateAsCounter() >= cases);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void LargeCorruptEntry_IsAMiss_OnTheOverlappedReadPath(bool authenticated)
+    {
+        // 20 MiB: read in chunks while another core checks them.
+        using var cache = NewCache(o => o.AuthenticationKey = authenticated ? new byte[32] : null);
+        var key = TestKeys.Key(1);
+        var value = TestPayload.Create(1, 1, 20 << 20);
+        cache.Add(key, new MemoryStream(value));
+        Assert.Equal(value, Get(cache, key));
+        var file = File.ReadAllBytes(cache.GetPath(key));
+        foreach (int offset in new[] { 0, (5 << 20) + 3, 12 << 20, file.Length - 70, file.Length - 30 })
+        {
+            var bad = (byte[])file.Clone();
+            bad[offset] ^= 0x01;
+            File.WriteAllBytes(cache.GetPath(key), bad);
+            Assert.Null(Get(cache, key));
+            Assert.False(File.Exists(cache.GetPath(key)), $"flip at {offset} not removed");
+        }
+
+        File.WriteAllBytes(cache.GetPath(key), file[..(file.Length - 1000)]);
+        Assert.Null(Get(cache, key));
+    }
+
     [Fact]
     public async Task CorruptEntry_IsAMiss_ThroughAsyncAndFilePaths()
     {
