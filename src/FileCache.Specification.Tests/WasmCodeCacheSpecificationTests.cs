@@ -54,7 +54,7 @@ public abstract class WasmCodeCacheSpecificationTests
     /// <param name="cache">The cache.</param>
     /// <param name="key">The key.</param>
     /// <returns>The entry's bytes or null.</returns>
-    protected static byte[]? Get(IWasmCodeCache cache, CacheKey key) => cache.TryGet(key, out var s) ? ReadAll(s) : null;
+    protected static byte[]? Get(IWasmCodeCache cache, CacheKey key) => cache.GetBytes(key);
 
     /// <summary>Adds <paramref name="bytes"/> under <paramref name="key"/>.</summary>
     /// <param name="cache">The cache.</param>

@@ -22,20 +22,7 @@ public sealed class DiskCodeCacheTests : IDisposable
         return new DiskCodeCache(options);
     }
 
-    private static byte[]? Get(IWasmCodeCache cache, CacheKey key)
-    {
-        if (!cache.TryGet(key, out var s))
-        {
-            return null;
-        }
-
-        using (s)
-        {
-            using var m = new MemoryStream();
-            s.CopyTo(m);
-            return m.ToArray();
-        }
-    }
+    private static byte[]? Get(IWasmCodeCache cache, CacheKey key) => cache.GetBytes(key);
 
     [Fact]
     public void Layout_OneFilePerKey_Named64LowercaseHex_StartingWithThePayload()

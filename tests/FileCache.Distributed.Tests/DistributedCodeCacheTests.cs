@@ -27,20 +27,7 @@ public sealed class DistributedCodeCacheTests : IDisposable
 
     private static MemoryDistributedCache MemoryStore() => new(Options.Create(new MemoryDistributedCacheOptions()));
 
-    private static byte[]? Get(IWasmCodeCache cache, CacheKey key)
-    {
-        if (!cache.TryGet(key, out var s))
-        {
-            return null;
-        }
-
-        using (s)
-        {
-            using var m = new MemoryStream();
-            s.CopyTo(m);
-            return m.ToArray();
-        }
-    }
+    private static byte[]? Get(IWasmCodeCache cache, CacheKey key) => cache.GetBytes(key);
 
     [Fact]
     public void AuthenticationKey_IsRequired_UnlessExplicitlyWaived()
