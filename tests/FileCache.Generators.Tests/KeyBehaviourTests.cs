@@ -10,7 +10,7 @@ public sealed class KeyBehaviourTests
     private static readonly byte[] Wasm = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];
 
     // The documented vectors (docs/key-encoding.md), for a 64-bit x86 process without CPU features.
-    private const string Vector1 = "0e4bb215d9402b2c25f1bf10bba4b143be53d1d7bf1bbb6e261c1c1ccff2e498";
+    private const string Vector1 = "022859c1117ce0735cba35833580862bb43e9e19a07e67511a129fb7eb0135ac";
     private const string Vector2 = "e5ad20e70119f99c6224ff61cf1cbedad070c35f2ed51bcca29011abb28e0f68";
 
     [Fact]
@@ -75,6 +75,26 @@ public sealed class KeyBehaviourTests
         Skip.IfNot(System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64, "The documented vectors are for X64 processes.");
         Assert.Equal(Vector1, new VectorSettings(2, true, "x").DeriveKey(Wasm).ToString());
         Assert.Equal(Vector2, new VectorSettings(0, false, null).DeriveKey([]).ToString());
+    }
+
+    [Fact]
+    public void LargeWasm_TreeHash_EqualsTheDocumentedSequentialDefinition()
+    {
+        // 5.5 MiB: six chunks, hashed in parallel by Finish; here one by one, as the docs define it.
+        var wasm = new byte[(11 << 20) / 2];
+        new Random(7).NextBytes(wasm);
+        var expected = CacheKeyBuilder.Create("filecache/tree", 1);
+        expected.Append((ulong)wasm.Length);
+        for (int start = 0; start < wasm.Length; start += CacheKeyBuilder.WasmChunkSize)
+        {
+            expected.AppendRaw(SHA256.HashData(wasm.AsSpan(start, Math.Min(CacheKeyBuilder.WasmChunkSize, wasm.Length - start))));
+        }
+
+        var before = CacheKeyBuilder.Create("filecache/tree", 1).Finish(wasm);
+        Assert.Equal(expected.ToKey(), before);
+
+        wasm[^1] ^= 1; // the last byte of the last, short chunk counts too
+        Assert.NotEqual(before, CacheKeyBuilder.Create("filecache/tree", 1).Finish(wasm));
     }
 
     [Fact]

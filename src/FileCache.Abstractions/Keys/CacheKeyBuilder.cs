@@ -11,7 +11,8 @@ namespace FileCache;
 /// <remarks>
 /// Integers are little-endian with their declared width; booleans one byte; strings a 32-bit
 /// UTF-8 length (0xFFFFFFFF for null) then the bytes; byte sequences a 64-bit length then the
-/// bytes; nullable values a presence byte. The hash object is reused per thread, so deriving a key
+/// bytes; nullable values a presence byte; the Wasm bytes their length and the SHA-256 of each
+/// 1 MiB chunk. The hash object is reused per thread, so deriving a key
 /// allocates nothing after the first use on a thread.
 /// </remarks>
 public ref struct CacheKeyBuilder
@@ -172,14 +173,60 @@ public ref struct CacheKeyBuilder
         }
     }
 
-    /// <summary>Finishes: appends the Wasm bytes (length-prefixed) and returns the key. The builder
-    /// cannot be used afterwards.</summary>
+    /// <summary>The chunk size of the Wasm bytes' tree hash in <see cref="Finish"/> (1 MiB).</summary>
+    public const int WasmChunkSize = 1 << 20;
+
+    /// <summary>
+    /// Finishes: appends the Wasm bytes and returns the key. The bytes enter as their length (8
+    /// bytes) followed by the SHA-256 of each <see cref="WasmChunkSize"/> chunk in order, so the
+    /// chunks of a large module hash on all cores (a 13 MB module is most of a cache hit's time).
+    /// The builder cannot be used afterwards.
+    /// </summary>
     /// <param name="wasm">The module's bytes.</param>
     /// <returns>The key.</returns>
     public CacheKey Finish(ReadOnlySpan<byte> wasm)
     {
-        AppendBytes(wasm);
+        Append((ulong)wasm.Length);
+        int chunks = (int)(((long)wasm.Length + WasmChunkSize - 1) / WasmChunkSize);
+        if (chunks < 4)
+        {
+            Span<byte> digest = stackalloc byte[CacheKey.Size];
+            for (int i = 0; i < chunks; i++)
+            {
+                SHA256.HashData(Chunk(wasm, i), digest);
+                AppendRaw(digest);
+            }
+        }
+        else
+        {
+            AppendRaw(HashChunksInParallel(wasm, chunks));
+        }
+
         return ToKey();
+    }
+
+    private static ReadOnlySpan<byte> Chunk(ReadOnlySpan<byte> wasm, int index)
+    {
+        int start = index * WasmChunkSize;
+        return wasm.Slice(start, Math.Min(WasmChunkSize, wasm.Length - start));
+    }
+
+    private static unsafe byte[] HashChunksInParallel(ReadOnlySpan<byte> wasm, int chunks)
+    {
+        var digests = new byte[chunks * CacheKey.Size];
+        fixed (byte* start = wasm)
+        {
+            // A span cannot enter a lambda; the pinned address and length can.
+            nint address = (nint)start;
+            int length = wasm.Length;
+            Parallel.For(0, chunks, i =>
+            {
+                var all = new ReadOnlySpan<byte>((void*)address, length);
+                SHA256.HashData(Chunk(all, i), digests.AsSpan(i * CacheKey.Size, CacheKey.Size));
+            });
+        }
+
+        return digests;
     }
 
     /// <summary>Returns the SHA-256 of everything appended as a key. The builder cannot be used afterwards.</summary>
