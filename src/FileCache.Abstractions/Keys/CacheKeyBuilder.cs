@@ -12,7 +12,7 @@ namespace FileCache;
 /// Integers are little-endian with their declared width; booleans one byte; strings a 32-bit
 /// UTF-8 length (0xFFFFFFFF for null) then the bytes; byte sequences a 64-bit length then the
 /// bytes; nullable values a presence byte; the Wasm bytes their length and the SHA-256 of each
-/// 1 MiB chunk. The hash object is reused per thread, so deriving a key
+/// 1 MiB chunk. The hash object is reused per thread, so deriving a key for a module under 4 MiB
 /// allocates nothing after the first use on a thread.
 /// </remarks>
 public ref struct CacheKeyBuilder
