@@ -90,7 +90,19 @@ if (options.LoadOnly)
 using (module)
 {
     using var store = new Store(engine);
-    var instance = new Instance(store, module);
+    Instance instance;
+    try
+    {
+        instance = new Instance(store, module);
+    }
+    catch (WasmtimeException e)
+    {
+        // Modules that import WASI or a JS runtime cannot be instantiated by this small host.
+        Console.WriteLine($"load:   {origin} in {loadTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+        Console.Error.WriteLine($"Cannot instantiate '{name}': {e.Message} (it needs imports this host does not provide; --load-only loads it without instantiating).");
+        return 4;
+    }
+
     var function = instance.GetFunction(options.Function);
     if (function is null)
     {
