@@ -384,11 +384,16 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
             return false;
         }
 
+        content = Hit(handle, bytes, (int)payloadLength);
+        return true;
+    }
+
+    private MemoryStream Hit(SafeFileHandle handle, byte[] bytes, int payloadLength)
+    {
         RefreshUseTime(handle);
         _metrics.Hit(payloadLength);
         // The array is this hit's own copy, so exposing it (TryGetBuffer) lets a caller skip a copy.
-        content = new MemoryStream(bytes, 0, (int)payloadLength, writable: false, publiclyVisible: true);
-        return true;
+        return new MemoryStream(bytes, 0, payloadLength, writable: false, publiclyVisible: true);
     }
 
     private unsafe FrameStatus VerifyMapped(CacheKey key, SafeFileHandle handle, long length, ReadOnlySpan<byte> trailer)
@@ -474,10 +479,7 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSourc
             return false;
         }
 
-        RefreshUseTime(handle);
-        _metrics.Hit(payloadEnd);
-        // The array is this hit's own copy, so exposing it (TryGetBuffer) lets a caller skip a copy.
-        content = new MemoryStream(bytes, 0, payloadEnd, writable: false, publiclyVisible: true);
+        content = Hit(handle, bytes, payloadEnd);
         return true;
     }
 

@@ -56,7 +56,11 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
         long start = Stopwatch.GetTimestamp();
-        var key = settings.DeriveKey(wasm);
+        return LoadCore(engine, name, settings.DeriveKey(wasm), wasm, validate, start, cancellationToken);
+    }
+
+    private LoadedModule LoadCore(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, long start, CancellationToken cancellationToken)
+    {
         bool hadIncompatible = false;
         if (TryLoadCached(engine, name, key, ref hadIncompatible) is { } hit)
         {
@@ -109,18 +113,20 @@ public sealed partial class WasmtimeModuleCache
     /// <returns>The module and where it came from.</returns>
     public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
+        ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(name);
         cancellationToken.ThrowIfCancellationRequested();
+        long start = Stopwatch.GetTimestamp();
         var key = settings.DeriveKey(wasm.Span);
         if (_compiling.TryGetValue(key, out var running))
         {
-            long start = Stopwatch.GetTimestamp();
             var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
             return Done(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, key, start);
         }
 
         // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
-        return await Task.Run(() => Load(engine, settings, name, wasm.Span, validate, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => LoadCore(engine, name, key, wasm.Span, validate, start, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
     private (WasmModule Module, ModuleOrigin Origin)? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)

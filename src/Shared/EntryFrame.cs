@@ -191,8 +191,9 @@ internal static class EntryFrame
     {
         if (authenticationKey is not null)
         {
-            // The tag covers every payload byte, so the checksum would only repeat the work.
-            return VerifyTag(key, payload, trailer, authenticationKey);
+            using var verifier = new Verifier(key, authenticationKey);
+            verifier.Append(payload);
+            return verifier.Finish(trailer);
         }
 
         if (XxHash3.HashToUInt64(payload, Seed(key)) != BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]))
@@ -201,19 +202,6 @@ internal static class EntryFrame
         }
 
         return FrameStatus.Valid;
-    }
-
-    private static FrameStatus VerifyTag(CacheKey key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> trailer, byte[] authenticationKey)
-    {
-        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, authenticationKey);
-        Span<byte> k = stackalloc byte[CacheKey.Size];
-        key.CopyTo(k);
-        hmac.AppendData(k);
-        hmac.AppendData(payload);
-        hmac.AppendData(trailer[..TagOffset]);
-        Span<byte> tag = stackalloc byte[TagSize];
-        hmac.GetHashAndReset(tag);
-        return CryptographicOperations.FixedTimeEquals(tag, trailer.Slice(TagOffset, TagSize)) ? FrameStatus.Valid : FrameStatus.BadTag;
     }
 
     private static long Seed(CacheKey key)
