@@ -17,6 +17,6 @@ public sealed partial class DiskCodeCache
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Trimming cache directory '{Directory}' failed")]
     private static partial void LogTrimFailed(ILogger logger, string directory, Exception exception);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Cache directory '{Directory}' (mode {Mode}) is writable by other users and no authentication key is configured: anyone who can write there can plant machine code. Set DiskCodeCacheOptions.AuthenticationKey or restrict the directory")]
-    private static partial void LogSharedDirectory(ILogger logger, string directory, string mode);
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "{Problem}: others can write to the cache directory '{Directory}'. Entries are authenticated with the configured key and loaders get private sealed copies, never the shared files")]
+    private static partial void LogSharedDirectory(ILogger logger, string directory, string problem);
 }

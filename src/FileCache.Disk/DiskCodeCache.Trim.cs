@@ -1,8 +1,17 @@
+using FileCache.Disk.Internal;
+using FileCache.Internal;
+using Microsoft.Win32.SafeHandles;
+
 namespace FileCache.Disk;
 
 /// <summary>Eviction and sweeping: runs off the caller's path, one process at a time.</summary>
 public sealed partial class DiskCodeCache
 {
+    private const string LockFileName = ".trim.lock";
+    private long _approximateSize = -1; // unknown until the first scan
+    private long _lastScanTimestamp; // 0: never scanned
+    private readonly SemaphoreSlim _trimGate = new(1, 1); // one trim at a time in this process
+
     /// <summary>
     /// Runs maintenance now: removes temp files of killed writers, entries unused for longer than
     /// <see cref="DiskCodeCacheOptions.MaxAge"/>, and the least recently used entries while the
@@ -16,75 +25,70 @@ public sealed partial class DiskCodeCache
 
     private int Trim(TimeSpan lockWait)
     {
-        if (_options.ReadOnly || !System.IO.Directory.Exists(Directory))
+        if (_options.ReadOnly || !EnsureTrustedDirectory())
         {
             return 0;
         }
 
         // An exclusive lock on a file: the OS releases it when a process dies, so a crashed
-        // trimmer can never block the others (on Unix .NET takes flock for FileShare.None).
-        FileStream? lockFile = null;
+        // trimmer can never block the others.
+        SafeFileHandle? lockFile = null;
         long deadline = Environment.TickCount64 + (long)lockWait.TotalMilliseconds;
-        while (lockFile is null)
+        while ((lockFile = TryLock()) is null)
         {
-            try
-            {
-                lockFile = OpenLockFile();
-            }
-            catch (IOException) when (Environment.TickCount64 < deadline)
-            {
-                Thread.Sleep(5);
-            }
-            catch (IOException)
+            if (Environment.TickCount64 >= deadline)
             {
                 return 0; // another process is trimming
             }
+
+            Thread.Sleep(5);
         }
 
         using (lockFile)
         {
             var now = _time.GetUtcNow().UtcDateTime;
-            var entries = new List<(string Path, long Length, DateTime LastUse)>();
+            var entries = new List<(string Path, FileIdentity File)>();
             long total = 0;
             int removed = 0;
             int swept = 0;
-            foreach (var file in new DirectoryInfo(Directory).EnumerateFiles())
+            foreach (var path in System.IO.Directory.EnumerateFiles(Directory))
             {
                 _disposed.Token.ThrowIfCancellationRequested();
-                try
+                string name = Path.GetFileName(path);
+                bool temp = IsTempName(name);
+                if (!temp && !IsEntryName(name))
                 {
-                    if (IsTempName(file.Name))
-                    {
-                        if (now - file.LastWriteTimeUtc > _options.StaleTempFileAge)
-                        {
-                            file.Delete();
-                            swept++;
-                        }
-                    }
-                    else if (IsEntryName(file.Name))
-                    {
-                        if (_options.MaxAge is { } maxAge && now - file.LastWriteTimeUtc > maxAge)
-                        {
-                            file.Delete();
-                            removed++;
-                            continue;
-                        }
+                    continue;
+                }
 
-                        entries.Add((file.FullName, file.Length, file.LastWriteTimeUtc));
-                        total += file.Length;
+                if (Describe(path) is not { } file)
+                {
+                    continue; // deleted or replaced by someone else meanwhile
+                }
+
+                if (temp)
+                {
+                    if (now - file.LastWriteUtc > _options.StaleTempFileAge && RemoveIfSame(path, file))
+                    {
+                        swept++;
                     }
                 }
-                catch (FileNotFoundException)
+                else if (_options.MaxAge is { } maxAge && now - file.LastWriteUtc > maxAge)
                 {
-                    // Deleted or replaced by someone else meanwhile.
+                    removed += RemoveIfSame(path, file) ? 1 : 0;
+                }
+                else
+                {
+                    entries.Add((path, file));
+                    total += file.Length;
                 }
             }
 
             if (_options.MaxSize is long max && total > max)
             {
                 long target = (long)(max * _options.TrimRatio);
-                entries.Sort(static (a, b) => a.LastUse.CompareTo(b.LastUse));
-                foreach (var entry in entries)
+                entries.Sort(static (a, b) => a.File.LastWriteUtc.CompareTo(b.File.LastWriteUtc));
+                foreach (var (path, file) in entries)
                 {
                     if (total <= target)
                     {
@@ -92,9 +96,9 @@ public sealed partial class DiskCodeCache
                     }
 
                     // Readers hold their bytes (or an open handle), so removing a file under them is safe.
-                    File.Delete(entry.Path);
-                    total -= entry.Length;
-                    removed++;
+                    // A file replaced meanwhile is a fresh entry: it stays, and no longer counts as this one.
+                    removed += RemoveIfSame(path, file) ? 1 : 0;
+                    total -= file.Length;
                 }
             }
 
@@ -114,14 +118,169 @@ public sealed partial class DiskCodeCache
         }
     }
 
-    private FileStream OpenLockFile()
+    private static FileIdentity? Describe(string path)
     {
-        var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None, BufferSize = 0 };
-        if (!OperatingSystem.IsWindows())
+        if (UnixFile.IsSupported)
         {
-            options.UnixCreateMode = _options.FileMode;
+            return UnixFile.LStat(path);
         }
 
-        return new FileStream(Path.Join(Directory, LockFileName), options);
+        var info = new FileInfo(path);
+        return info.Exists ? new FileIdentity(FileKind.Regular, 0, 0, 0, 0, false, 1, info.Length, info.LastWriteTimeUtc) : null;
     }
+
+    /// <summary>Removes <paramref name="path"/> if it still names the file that was examined (same device and inode).</summary>
+    private static bool RemoveIfSame(string path, in FileIdentity examined)
+    {
+        if (examined.Kind == FileKind.Directory || (UnixFile.IsSupported && (UnixFile.LStat(path) is not { } now || !now.SameFileAs(examined))))
+        {
+            return false;
+        }
+
+        try
+        {
+            File.Delete(path);
+            return true;
+        }
+        catch (FileNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Opens and locks <c>.trim.lock</c> without following a link planted under its name; creates it
+    /// (O_EXCL, never through a link) with <see cref="DiskCodeCacheOptions.FileMode"/> applied on the
+    /// handle, so every member of a group-shared cache can take it.
+    /// </summary>
+    /// <returns><see langword="null"/> when another process holds the lock.</returns>
+    private SafeFileHandle? TryLock()
+    {
+        string path = Path.Join(Directory, LockFileName);
+        if (!UnixFile.IsSupported)
+        {
+            try
+            {
+                return File.OpenHandle(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+
+        while (true)
+        {
+            var handle = UnixFile.OpenNoFollow(path, out var refusal);
+            if (handle is null)
+            {
+                if (refusal != OpenRefusal.Missing)
+                {
+                    throw new IOException($"The trim lock '{path}' cannot be used ({refusal}); remove it.");
+                }
+
+                try
+                {
+                    var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite, BufferSize = 0, UnixCreateMode = _options.FileMode };
+                    using var created = new FileStream(path, create);
+                    File.SetUnixFileMode(created.SafeFileHandle, _options.FileMode);
+                }
+                catch (IOException) when (File.Exists(path))
+                {
+                    // Another process created it first: open that one.
+                }
+
+                continue;
+            }
+
+            var file = UnixFile.Stat(handle);
+            if (file.Kind != FileKind.Regular)
+            {
+                handle.Dispose();
+                throw new IOException($"The trim lock '{path}' is not a regular file; remove it.");
+            }
+
+            if (UnixFile.TryLockExclusive(handle, path))
+            {
+                return handle;
+            }
+
+            handle.Dispose();
+            return null;
+        }
+    }
+
+    private void OnAdded(long payloadLength)
+    {
+        _metrics.Added(payloadLength);
+        if (_options.ReadOnly || _disposed.IsCancellationRequested)
+        {
+            return;
+        }
+
+        long size = Interlocked.Add(ref _approximateSize, payloadLength + EntryFrame.TrailerSize);
+        long lastScan = Interlocked.Read(ref _lastScanTimestamp);
+        bool firstScan = lastScan == 0;
+        // Start trimming half-way into the hysteresis band: other processes add too, and this
+        // process only learns of their entries when it scans.
+        bool overSize = _options.MaxSize is long max && size > (long)(max * (1 + _options.TrimRatio) / 2);
+        bool periodic = !firstScan && _time.GetElapsedTime(lastScan) > MaintenanceInterval;
+        if (_options.MaxSize is long limit && size > limit)
+        {
+            // Writers outran the background trim: this caller waits for one, so the directory
+            // cannot grow without bound. The usual case below never blocks an Add.
+            try
+            {
+                _trimGate.Wait(_disposed.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                return; // disposed meanwhile
+            }
+
+            try
+            {
+                if (Interlocked.Read(ref _approximateSize) > limit)
+                {
+                    TrimAndLog(TimeSpan.FromSeconds(2)); // wait out another process's trim, then rescan
+                }
+            }
+            finally
+            {
+                _trimGate.Release();
+            }
+        }
+        else if ((firstScan || overSize || periodic) && _trimGate.Wait(0))
+        {
+            _ = Task.Run(() =>
+            {
+                try
+                {
+                    TrimAndLog();
+                }
+                finally
+                {
+                    _trimGate.Release();
+                }
+            });
+        }
+    }
+
+    private void TrimAndLog(TimeSpan lockWait = default)
+    {
+        try
+        {
+            Trim(lockWait);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogTrimFailed(_logger, Directory, e);
+        }
+        catch (OperationCanceledException) when (_disposed.IsCancellationRequested)
+        {
+            // Disposed mid-trim: the next process or start trims instead.
+        }
+    }
+
+    private TimeSpan MaintenanceInterval => _options.StaleTempFileAge < TimeSpan.FromMinutes(10) ? _options.StaleTempFileAge : TimeSpan.FromMinutes(10);
 }

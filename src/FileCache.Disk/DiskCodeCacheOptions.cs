@@ -86,7 +86,22 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
         }
     }
 
-    /// <summary>Checks the settings that data annotations cannot express.</summary>
+    private static string? TrustProblem(string path)
+    {
+        try
+        {
+            return Internal.DirectoryTrust.IsPrivate(path, out string? problem) == false ? Internal.DirectoryTrust.Refusal(problem!) : null;
+        }
+        catch (IOException e)
+        {
+            return e.Message;
+        }
+    }
+
+    private static string Octal(UnixFileMode mode) => Convert.ToString((int)mode, 8).PadLeft(4, '0');
+
+    /// <summary>Checks the settings that data annotations cannot express, and that the directory,
+    /// when it exists and no authentication key is set, is private (see <c>docs/security.md</c>).</summary>
     /// <param name="validationContext">The validation context.</param>
     /// <returns>The problems found.</returns>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
@@ -95,6 +110,17 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
         if (File.Exists(path))
         {
             yield return new ValidationResult($"DiskCodeCacheOptions.Directory '{path}' exists but is not a directory.", [nameof(Directory)]);
+            yield break;
+        }
+
+        const UnixFileMode SharedWrite = UnixFileMode.GroupWrite | UnixFileMode.OtherWrite;
+        if (AuthenticationKey is null && ((FileMode | DirectoryMode) & SharedWrite) != 0)
+        {
+            yield return new ValidationResult($"DiskCodeCacheOptions.FileMode ({Octal(FileMode)}) and DirectoryMode ({Octal(DirectoryMode)}) let group or others write, which a cache without an AuthenticationKey refuses to trust: set AuthenticationKey for a shared cache, or keep the modes owner-only.", [nameof(FileMode), nameof(DirectoryMode)]);
+        }
+        else if (AuthenticationKey is null && TrustProblem(path) is { } problem)
+        {
+            yield return new ValidationResult("DiskCodeCacheOptions.Directory: " + problem, [nameof(Directory)]);
         }
 
         if (AuthenticationKey is { Length: < 16 })

@@ -160,7 +160,7 @@ public sealed partial class WasmtimeModuleCache
                 return loaded is null ? null : (loaded, ModuleOrigin.CacheHit);
             }
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (IsCacheFailure(e))
         {
             LogCacheFailed(_logger, "read", key, e);
             return null;
@@ -182,7 +182,7 @@ public sealed partial class WasmtimeModuleCache
             {
                 _cache.Delete(key);
             }
-            catch (Exception d) when (d is IOException or UnauthorizedAccessException or InvalidOperationException)
+            catch (Exception d) when (IsCacheFailure(d))
             {
                 LogCacheFailed(_logger, "delete", key, d);
             }
@@ -190,6 +190,12 @@ public sealed partial class WasmtimeModuleCache
             return null;
         }
     }
+
+    /// <summary>
+    /// Whatever a cache throws is its own failure and never fails a load, except what no code can
+    /// recover from (out of memory) and a cancellation the caller asked for.
+    /// </summary>
+    private static bool IsCacheFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
 
     private static WasmModule Compile(Engine engine, string name, ReadOnlySpan<byte> wasm, bool validate)
     {
@@ -208,7 +214,7 @@ public sealed partial class WasmtimeModuleCache
             using var content = new MemoryStream(serialized, writable: false);
             _cache.Add(key, content);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or AggregateException)
+        catch (Exception e) when (IsCacheFailure(e))
         {
             // The module is compiled and usable; a cache that cannot store it only costs the next start.
             LogCacheFailed(_logger, "add", key, e);

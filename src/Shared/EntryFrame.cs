@@ -223,4 +223,12 @@ internal enum FrameStatus
     ChecksumMismatch,
     NotAuthenticated,
     BadTag,
+
+    // What the disk tier checks on a file before reading it (see docs/security.md).
+    SymbolicLink,
+    NotRegularFile,
+    ForeignOwner,
+    WritableByOthers,
+    MultipleLinks,
+    Unreadable,
 }

@@ -274,28 +274,6 @@ public sealed class DiskCodeCacheTests : IDisposable
         Assert.Equal(directory, File.GetUnixFileMode(_dir.Path));
     }
 
-    [SkippableFact]
-    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
-    public void SharedWritableDirectory_WithoutAuthentication_IsWarnedAbout_Once()
-    {
-        Skip.IfNot(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "Unix file modes only exist on Unix.");
-        Directory.CreateDirectory(_dir.Path);
-        File.SetUnixFileMode(_dir.Path, (UnixFileMode)0b111_111_111); // 0777
-        var logger = new Microsoft.Extensions.Logging.Testing.FakeLogger<DiskCodeCache>();
-        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path }, logger: logger);
-        cache.Add(TestKeys.Key(1), new MemoryStream([1]));
-        Assert.NotNull(Get(cache, TestKeys.Key(1)));
-        var warnings = logger.Collector.GetSnapshot().Where(r => r.Level == Microsoft.Extensions.Logging.LogLevel.Warning).ToArray();
-        var warning = Assert.Single(warnings);
-        Assert.Contains(_dir.Path, warning.Message);
-        Assert.Contains("AuthenticationKey", warning.Message);
-
-        var quiet = new Microsoft.Extensions.Logging.Testing.FakeLogger<DiskCodeCache>();
-        using var authenticated = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, AuthenticationKey = new byte[32] }, logger: quiet);
-        authenticated.Add(TestKeys.Key(2), new MemoryStream([2]));
-        Assert.DoesNotContain(quiet.Collector.GetSnapshot(), r => r.Level >= Microsoft.Extensions.Logging.LogLevel.Warning);
-    }
-
     [Fact]
     public void ReadOnly_ServesHits_WritesNothing_RefusesAddAndDelete()
     {

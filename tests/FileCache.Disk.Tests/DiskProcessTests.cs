@@ -94,7 +94,7 @@ public sealed class DiskProcessTests : IDisposable
     {
         Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "Mounting a small tmpfs needs Linux and root.");
         Directory.CreateDirectory(_dir.Path);
-        Run("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", _dir.Path);
+        Run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", _dir.Path);
         try
         {
             using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = null });

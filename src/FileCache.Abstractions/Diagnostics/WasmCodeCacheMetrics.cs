@@ -77,8 +77,21 @@ public sealed class WasmCodeCacheMetrics
     /// <param name="count">How many entries were evicted.</param>
     public void Evicted(long count = 1) => _instruments.Evictions.Add(count, _backend);
 
-    /// <summary>Records an entry that failed an integrity check and was treated as a miss.</summary>
-    public void Corrupt() => _instruments.CorruptEntries.Add(1, _backend);
+    /// <summary>The tag naming why an entry was rejected (for example <c>ChecksumMismatch</c>, <c>ForeignOwner</c>).</summary>
+    public const string ReasonTag = "filecache.reason";
+
+    /// <summary>Records an entry that failed an integrity or trust check and was treated as a miss.</summary>
+    /// <param name="reason">Why, recorded in <see cref="ReasonTag"/>; <see langword="null"/> for no tag.</param>
+    public void Corrupt(string? reason = null)
+    {
+        if (reason is null)
+        {
+            _instruments.CorruptEntries.Add(1, _backend);
+            return;
+        }
+
+        _instruments.CorruptEntries.Add(1, _backend, new KeyValuePair<string, object?>(ReasonTag, reason));
+    }
 
     /// <summary>Records an entry that a backend declined to store (for example larger than its limit).</summary>
     public void Rejected() => _instruments.RejectedEntries.Add(1, _backend);
@@ -98,7 +111,7 @@ public sealed class WasmCodeCacheMetrics
         public readonly Counter<long> Adds = meter.CreateCounter<long>("filecache.adds", "{entry}", "Entries stored.");
         public readonly Counter<long> Deletes = meter.CreateCounter<long>("filecache.deletes", "{entry}", "Delete requests.");
         public readonly Counter<long> Evictions = meter.CreateCounter<long>("filecache.evictions", "{entry}", "Entries removed to respect a size or age limit.");
-        public readonly Counter<long> CorruptEntries = meter.CreateCounter<long>("filecache.corrupt_entries", "{entry}", "Entries that failed an integrity check and were removed.");
+        public readonly Counter<long> CorruptEntries = meter.CreateCounter<long>("filecache.corrupt_entries", "{entry}", "Entries that failed an integrity or trust check and were treated as misses.");
         public readonly Counter<long> BytesRead = meter.CreateCounter<long>("filecache.bytes_read", "By", "Payload bytes returned by hits.");
         public readonly Counter<long> BytesWritten = meter.CreateCounter<long>("filecache.bytes_written", "By", "Payload bytes stored.");
         public readonly Counter<long> RejectedEntries = meter.CreateCounter<long>("filecache.rejected_entries", "{entry}", "Entries a backend declined to store, for example above its size limit.");

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 
@@ -10,13 +11,16 @@ namespace FileCache;
 /// </summary>
 /// <remarks>
 /// Integers are little-endian with their declared width; booleans one byte; strings a 32-bit
-/// UTF-8 length (0xFFFFFFFF for null) then the bytes; byte sequences a 64-bit length then the
+/// UTF-8 length (0xFFFFFFFF for null) then the bytes; byte sequences a 32-bit length then the
 /// bytes; nullable values a presence byte; the Wasm bytes their length and the SHA-256 of each
 /// 1 MiB chunk. The hash object is reused per thread, so deriving a key for a module under 4 MiB
 /// allocates nothing after the first use on a thread.
 /// </remarks>
 public ref struct CacheKeyBuilder
 {
+    // Throws on lone surrogates instead of writing U+FFFD, so distinct strings never share a key.
+    private static readonly UTF8Encoding StrictUtf8 = new(encoderShouldEmitUTF8Identifier: false, throwOnInvalidBytes: true);
+
     /// <summary>The first bytes of every encoding; changes only if the encoding itself changes.</summary>
     public static ReadOnlySpan<byte> EncodingMagic => "FileCache.Key/v1\0"u8;
 
@@ -123,7 +127,10 @@ public ref struct CacheKeyBuilder
 
     /// <summary>Appends a string: its UTF-8 length as 4 bytes (0xFFFFFFFF for null), then its UTF-8 bytes.</summary>
     /// <param name="value">The value, or null.</param>
-    public readonly void Append(string? value)
+    /// <param name="valueName">What the value is, for the error message; filled in by the compiler.</param>
+    /// <exception cref="ArgumentException">The string is ill-formed UTF-16 (a lone surrogate), which has
+    /// no UTF-8 encoding: encoding it with replacement characters would give different strings one key.</exception>
+    public readonly void Append(string? value, [CallerArgumentExpression(nameof(value))] string? valueName = null)
     {
         if (value is null)
         {
@@ -131,25 +138,34 @@ public ref struct CacheKeyBuilder
             return;
         }
 
-        int length = Encoding.UTF8.GetByteCount(value);
+        int length;
+        try
+        {
+            length = StrictUtf8.GetByteCount(value);
+        }
+        catch (EncoderFallbackException e)
+        {
+            throw new ArgumentException($"Key member '{valueName}' is not well-formed UTF-16: a lone surrogate at index {e.Index} has no UTF-8 encoding, so it cannot be part of a cache key.", nameof(value), e);
+        }
+
         Append((uint)length);
         if (length <= 256)
         {
             Span<byte> utf8 = stackalloc byte[length];
-            Encoding.UTF8.GetBytes(value, utf8);
+            StrictUtf8.GetBytes(value, utf8);
             AppendRaw(utf8);
         }
         else
         {
-            AppendRaw(Encoding.UTF8.GetBytes(value));
+            AppendRaw(StrictUtf8.GetBytes(value));
         }
     }
 
-    /// <summary>Appends bytes: their length as 8 bytes, then the bytes.</summary>
+    /// <summary>Appends bytes: their length as 4 bytes (<c>uint</c>, as for every count), then the bytes.</summary>
     /// <param name="bytes">The bytes.</param>
     public readonly void AppendBytes(ReadOnlySpan<byte> bytes)
     {
-        Append((ulong)bytes.Length);
+        AppendCount(bytes.Length);
         AppendRaw(bytes);
     }
 

@@ -1,0 +1,187 @@
+using FileCache.Disk.Internal;
+using FileCache.Internal;
+using Microsoft.Win32.SafeHandles;
+
+namespace FileCache.Disk;
+
+/// <summary>
+/// The trust policy (docs/security.md): which directory and which files this cache may take machine
+/// code from. A file's name is never trusted: every entry is opened without following links or
+/// blocking and judged on its open handle.
+/// </summary>
+public sealed partial class DiskCodeCache
+{
+    private const int TrustUnchecked = 0, TrustPrivate = 1, TrustShared = 2;
+    private int _trust; // TrustUnchecked until the directory exists and has been checked
+
+    /// <summary>
+    /// Whether Wasmtime may map entry files themselves: only with no authentication key, where the
+    /// directory and every entry used are private to this user (or root). Otherwise a loader gets a
+    /// sealed private copy of the verified bytes.
+    /// </summary>
+    private bool MapsEntryFiles => _authenticationKey is null && Volatile.Read(ref _trust) == TrustPrivate;
+
+    /// <summary>
+    /// Checks the directory once it exists: private, or shared with an authentication key.
+    /// </summary>
+    /// <returns><see langword="false"/> when the directory does not exist yet.</returns>
+    /// <exception cref="InsecureCacheDirectoryException">Others can write there and no key is set.</exception>
+    private bool EnsureTrustedDirectory()
+    {
+        if (Volatile.Read(ref _trust) != TrustUnchecked)
+        {
+            return true;
+        }
+
+        bool? isPrivate = DirectoryTrust.IsPrivate(Directory, out string? problem);
+        if (isPrivate is null)
+        {
+            return false;
+        }
+
+        if (isPrivate == false)
+        {
+            if (_authenticationKey is null)
+            {
+                throw new InsecureCacheDirectoryException(Directory, DirectoryTrust.Refusal(problem!));
+            }
+
+            // Entries are authenticated and handed out as private copies: a shared directory is fine.
+            LogSharedDirectory(_logger, Directory, problem!);
+        }
+
+        Volatile.Write(ref _trust, isPrivate == true ? TrustPrivate : TrustShared);
+        return true;
+    }
+
+    /// <summary>
+    /// Opens the entry of <paramref name="key"/> and checks the file itself: a regular file and,
+    /// without a key, owned by this user or root, not writable by group or others, one link.
+    /// </summary>
+    /// <returns>The handle, or <see langword="null"/> on a miss (counted, and for a rejected file logged and removed).</returns>
+    private SafeFileHandle? OpenEntry(CacheKey key, out string path)
+    {
+        path = GetPath(key);
+        if (!EnsureTrustedDirectory())
+        {
+            _metrics.Miss();
+            return null;
+        }
+
+        if (!UnixFile.IsSupported)
+        {
+            return OpenEntryWindows(path);
+        }
+
+        var handle = UnixFile.OpenNoFollow(path, out var refusal);
+        if (handle is null)
+        {
+            if (refusal == OpenRefusal.Missing)
+            {
+                _metrics.Miss();
+            }
+            else
+            {
+                OnRejected(key, path, null, refusal == OpenRefusal.SymbolicLink ? FrameStatus.SymbolicLink : FrameStatus.Unreadable);
+            }
+
+            return null;
+        }
+
+        var file = UnixFile.Stat(handle);
+        var status = CheckEntryFile(file);
+        if (status != FrameStatus.Valid)
+        {
+            OnRejected(key, path, file, status);
+            handle.Dispose();
+            return null;
+        }
+
+        return handle;
+    }
+
+    private SafeFileHandle? OpenEntryWindows(string path)
+    {
+        try
+        {
+            // FileShare.Delete: a writer may rename over, or a deleter remove, an entry we are reading.
+            return File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            _metrics.Miss();
+            return null;
+        }
+    }
+
+    private FrameStatus CheckEntryFile(in FileIdentity file)
+    {
+        if (file.Kind != FileKind.Regular)
+        {
+            return FrameStatus.NotRegularFile;
+        }
+
+        if (_authenticationKey is null)
+        {
+            // Without a key, who can write the file is the only guarantee of whose code it is.
+            uint me = UnixFile.EffectiveUser;
+            if (file.Owner != me && file.Owner != 0)
+            {
+                return FrameStatus.ForeignOwner;
+            }
+
+            if (file.SharedWritable)
+            {
+                return FrameStatus.WritableByOthers;
+            }
+
+            if (file.Links != 1)
+            {
+                return FrameStatus.MultipleLinks; // another name for it may sit where others can write
+            }
+        }
+
+        return FrameStatus.Valid;
+    }
+
+    /// <summary>
+    /// Counts and logs an unusable entry, and removes it when it is still the very file that was
+    /// checked (same device and inode; a writer may have published a good entry meanwhile) and this
+    /// cache may remove it. Directories are never removed. <paramref name="checkedFile"/> is the file
+    /// as checked on its handle, or <see langword="null"/> when it could not be opened.
+    /// </summary>
+    private void OnRejected(CacheKey key, string path, FileIdentity? checkedFile, FrameStatus status)
+    {
+        _metrics.Corrupt(status.ToString());
+        _metrics.Miss();
+        LogCorruptEntry(_logger, key, path, status.ToString());
+        if (_options.ReadOnly || status == FrameStatus.Unreadable)
+        {
+            return;
+        }
+
+        try
+        {
+            if (!UnixFile.IsSupported)
+            {
+                File.Delete(path);
+                return;
+            }
+
+            var now = UnixFile.LStat(path);
+            bool same = now is { } n && n.Kind != FileKind.Directory
+                && (checkedFile is { } c ? n.SameFileAs(c) : n.Kind == FileKind.SymbolicLink);
+            if (same)
+            {
+                File.Delete(path); // unlink: removes a link itself, never its target
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            LogDeleteFailed(_logger, path, e);
+        }
+    }
+
+    private void OnCorrupt(CacheKey key, string path, SafeFileHandle handle, FrameStatus status)
+        => OnRejected(key, path, UnixFile.IsSupported ? UnixFile.Stat(handle) : null, status);
+}

@@ -1,0 +1,355 @@
+using System.Diagnostics;
+using FileCache.Diagnostics;
+using FileCache.Disk.Internal;
+using FileCache.Specification.Tests;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+
+namespace FileCache.Disk.Tests;
+
+/// <summary>
+/// The trust boundary (docs/security.md), tried as an attacker who shares the machine would: planted
+/// entries and directories, special files under entry names, links, in-place rewrites. Each of these
+/// succeeded against the cache before the trust checks existed.
+/// </summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class DiskTrustTests : IDisposable
+{
+    private static readonly byte[] Key32 = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+    private readonly TempDirectory _dir = new();
+    private readonly ScopedMeters _meters = new();
+
+    public void Dispose()
+    {
+        _meters.Dispose();
+        _dir.Dispose();
+    }
+
+    private DiskCodeCache NewCache(byte[]? key = null, string? directory = null)
+        => new(new DiskCodeCacheOptions { Directory = directory ?? _dir.Path, AuthenticationKey = key }, _meters.Factory);
+
+    private string PrivateDir()
+    {
+        Directory.CreateDirectory(_dir.Path);
+        File.SetUnixFileMode(_dir.Path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return _dir.Path;
+    }
+
+    [SkippableTheory]
+    [InlineData(0b111_101_101)] // 0755
+    [InlineData(0b111_111_111)] // 0777
+    public void DirectoryOwnedByAnotherUser_WithoutKey_IsRefused_NamingDirectoryOwnerModeAndFixes(int mode)
+    {
+        Skip.IfNot(Unix.IsRoot, Unix.NeedsRoot);
+        PrivateDir();
+        File.SetUnixFileMode(_dir.Path, (UnixFileMode)mode);
+        Unix.Chown(_dir.Path, Unix.OtherUser, Unix.OtherUser);
+        using var cache = NewCache();
+        var e = Assert.Throws<InsecureCacheDirectoryException>(() => cache.TryGet(TestKeys.Key(1), out _));
+        Assert.Equal(_dir.Path, e.Directory);
+        Assert.Contains(_dir.Path, e.Message);
+        Assert.Contains($"uid {Unix.OtherUser}", e.Message);
+        Assert.Contains(Convert.ToString(mode, 8), e.Message);
+        Assert.Contains("AuthenticationKey", e.Message);
+        Assert.Contains("only this user can write", e.Message);
+        Assert.Throws<InsecureCacheDirectoryException>(() => cache.Add(TestKeys.Key(1), new MemoryStream([1])));
+        Assert.Throws<InsecureCacheDirectoryException>(() => cache.TryGetFile(TestKeys.Key(1), out _));
+        Assert.Empty(_dir.Files());
+    }
+
+    [SkippableTheory]
+    [InlineData(0b111_111_111)] // 0777
+    [InlineData(0b111_111_000)] // 0770
+    [InlineData(0b111_101_111)] // 0757
+    public void OwnDirectoryWritableByOthers_WithoutKey_IsRefused_AtStartAndOnUse(int mode)
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        PrivateDir();
+        File.SetUnixFileMode(_dir.Path, (UnixFileMode)mode);
+        using var cache = NewCache();
+        Assert.Throws<InsecureCacheDirectoryException>(() => cache.TryGet(TestKeys.Key(1), out _));
+
+        var builder = Host.CreateApplicationBuilder();
+        builder.Services.AddWasmCodeCache().UseDisk(_dir.Path);
+        using var host = builder.Build();
+        var start = Assert.ThrowsAsync<OptionsValidationException>(() => host.StartAsync()).GetAwaiter().GetResult();
+        Assert.Contains(_dir.Path, start.Message);
+        Assert.Contains("AuthenticationKey", start.Message);
+    }
+
+    [SkippableFact]
+    public void SharedDirectory_WithKey_IsUsed()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        PrivateDir();
+        File.SetUnixFileMode(_dir.Path, (UnixFileMode)0b111_111_111);
+        using var cache = NewCache(Key32);
+        cache.Add(TestKeys.Key(1), new MemoryStream([1, 2, 3]));
+        Assert.Equal([1, 2, 3], cache.GetBytes(TestKeys.Key(1)));
+    }
+
+    [SkippableFact]
+    public void ParentWritableByOthers_NotSticky_IsRefused_StickyParentIsAccepted()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        string parent = PrivateDir();
+        string cacheDir = Path.Join(parent, "cache");
+        Directory.CreateDirectory(cacheDir);
+        File.SetUnixFileMode(cacheDir, (UnixFileMode)0b111_000_000);
+        File.SetUnixFileMode(parent, (UnixFileMode)0b111_111_111); // anyone can rename 'cache' away and plant their own
+        using (var cache = NewCache(directory: cacheDir))
+        {
+            var e = Assert.Throws<InsecureCacheDirectoryException>(() => cache.TryGet(TestKeys.Key(1), out _));
+            Assert.Contains($"'{parent}'", e.Message);
+        }
+
+        File.SetUnixFileMode(parent, (UnixFileMode)0b1_111_111_111); // 1777, like /tmp
+        using (var cache = NewCache(directory: cacheDir))
+        {
+            Assert.False(cache.TryGet(TestKeys.Key(1), out _));
+        }
+    }
+
+    [SkippableFact]
+    public void SymlinkedRoot_IsFollowedOnlyToADirectoryThatPassesTheSameCheck()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        string root = PrivateDir();
+        string target = Path.Join(root, "real");
+        Directory.CreateDirectory(target);
+        File.SetUnixFileMode(target, (UnixFileMode)0b111_000_000);
+        string link = Path.Join(root, "link");
+        File.CreateSymbolicLink(link, target);
+        using (var cache = NewCache(directory: link))
+        {
+            cache.Add(TestKeys.Key(1), new MemoryStream([7]));
+            Assert.Equal([7], cache.GetBytes(TestKeys.Key(1)));
+        }
+
+        File.SetUnixFileMode(target, (UnixFileMode)0b111_111_111);
+        using (var cache = NewCache(directory: link))
+        {
+            var e = Assert.Throws<InsecureCacheDirectoryException>(() => cache.TryGet(TestKeys.Key(1), out _));
+            Assert.Contains(target, e.Message);
+        }
+    }
+
+    [SkippableFact]
+    public void PlantedEntry_OwnedByAnotherUser_WithoutKey_IsAMiss_CountedWithReason_AndRemoved()
+    {
+        Skip.IfNot(Unix.IsRoot, Unix.NeedsRoot);
+        using var reasons = _meters.Collect("filecache.corrupt_entries");
+        using var cache = NewCache();
+        // A perfectly framed entry (anyone can compute the public checksum), owned by someone else.
+        cache.Add(TestKeys.Key(1), new MemoryStream([6, 6, 6]));
+        string path = cache.GetPath(TestKeys.Key(1));
+        Unix.Chown(path, Unix.OtherUser, Unix.OtherUser);
+        Assert.False(cache.TryGet(TestKeys.Key(1), out _));
+        Assert.Equal(1, reasons.Sum(WasmCodeCacheMetrics.ReasonTag, "ForeignOwner"));
+        Assert.False(File.Exists(path));
+
+        cache.Add(TestKeys.Key(2), new MemoryStream([6]));
+        Unix.Chown(cache.GetPath(TestKeys.Key(2)), Unix.OtherUser, Unix.OtherUser);
+        Assert.False(cache.TryGetFile(TestKeys.Key(2), out _));
+        Assert.Equal(2, reasons.Sum(WasmCodeCacheMetrics.ReasonTag, "ForeignOwner"));
+    }
+
+    [SkippableFact]
+    public void EntryWritableByOthers_OrWithASecondLink_WithoutKey_IsAMiss()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        using var reasons = _meters.Collect("filecache.corrupt_entries");
+        using var cache = NewCache();
+        cache.Add(TestKeys.Key(1), new MemoryStream([1]));
+        File.SetUnixFileMode(cache.GetPath(TestKeys.Key(1)), (UnixFileMode)0b110_110_110);
+        Assert.False(cache.TryGet(TestKeys.Key(1), out _));
+        Assert.Equal(1, reasons.Sum(WasmCodeCacheMetrics.ReasonTag, "WritableByOthers"));
+
+        cache.Add(TestKeys.Key(2), new MemoryStream([2]));
+        string outside = Path.Join(Path.GetTempPath(), "filecache-link-" + Guid.NewGuid().ToString("N"));
+        Unix.Run("ln", cache.GetPath(TestKeys.Key(2)), outside); // a second name the owner may not control
+        try
+        {
+            Assert.False(cache.TryGetAsync(TestKeys.Key(2)));
+            Assert.Equal(1, reasons.Sum(WasmCodeCacheMetrics.ReasonTag, "MultipleLinks"));
+            Assert.True(File.Exists(outside), "only the cache's own name is removed");
+        }
+        finally
+        {
+            File.Delete(outside);
+        }
+    }
+
+    [SkippableTheory]
+    [InlineData("fifo")]
+    [InlineData("directory")]
+    [InlineData("symlink")]
+    public void SpecialFileUnderAnEntryName_IsAMiss_WithoutBlocking_AndALinkTargetIsUntouched(string kind)
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix special files.");
+        using var reasons = _meters.Collect("filecache.corrupt_entries");
+        using var cache = NewCache();
+        cache.Add(TestKeys.Key(9), new MemoryStream([9])); // creates the private directory
+        string path = cache.GetPath(TestKeys.Key(1));
+        string target = cache.GetPath(TestKeys.Key(9)); // a valid entry of another key
+        switch (kind)
+        {
+            case "fifo": Unix.MakeFifo(path); break;
+            case "directory": Directory.CreateDirectory(path); break;
+            default: File.CreateSymbolicLink(path, target); break;
+        }
+
+        foreach (var lookup in new Func<bool>[] { () => cache.TryGet(TestKeys.Key(1), out _), () => cache.TryGetFile(TestKeys.Key(1), out _), () => cache.TryGetAsync(TestKeys.Key(1)) })
+        {
+            var clock = Stopwatch.StartNew();
+            var result = Task.Run(lookup);
+            // Opening a FIFO for reading used to block until a writer came: bounded here so a
+            // regression fails instead of hanging the run.
+            Assert.True(result.Wait(TimeSpan.FromSeconds(5)), $"a lookup of a {kind} blocked");
+            Assert.False(result.Result);
+            Assert.True(clock.ElapsedMilliseconds < 1000, $"a lookup of a {kind} took {clock.ElapsedMilliseconds} ms");
+        }
+
+        Assert.True(reasons.Sum() >= 1);
+        Assert.Equal(kind == "symlink" ? "SymbolicLink" : "NotRegularFile", reasons.GetMeasurementSnapshot()[0].Tags[WasmCodeCacheMetrics.ReasonTag]);
+        Assert.Equal([9], cache.GetBytes(TestKeys.Key(9)));
+        Assert.Equal(kind == "directory", Directory.Exists(path)); // a directory is never removed; a FIFO or link is
+    }
+
+    [SkippableFact]
+    public void SymlinkedTrimLock_ItsTargetIsNeverCreated()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix links.");
+        PrivateDir();
+        string victim = Path.Join(Path.GetTempPath(), "filecache-victim-" + Guid.NewGuid().ToString("N"));
+        File.CreateSymbolicLink(Path.Join(_dir.Path, ".trim.lock"), victim);
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = 10 });
+        cache.Add(TestKeys.Key(1), new MemoryStream(new byte[100])); // over the limit: trims synchronously, logs the failure
+        var e = Assert.Throws<IOException>(() => cache.Trim());
+        Assert.Contains(".trim.lock", e.Message);
+        Assert.False(File.Exists(victim), "the trim lock followed a planted link");
+    }
+
+    [SkippableFact]
+    public void TrimLock_GetsTheConfiguredMode_OnItsHandle_WhateverTheUmask()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix modes.");
+        var mode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, AuthenticationKey = Key32, FileMode = mode, DirectoryMode = (UnixFileMode)0b111_111_000 });
+        cache.Add(TestKeys.Key(1), new MemoryStream([1]));
+        cache.Trim();
+        Assert.Equal(mode, File.GetUnixFileMode(Path.Join(_dir.Path, ".trim.lock")));
+    }
+
+    [SkippableFact]
+    public void WithoutKey_TheLeaseIsTheEntryFileItself_WithKey_ASealedPrivateCopy()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "memfd and /proc are Linux's.");
+        var payload = TestPayload.Create(1, 1, 100_000);
+        using (var cache = NewCache())
+        {
+            cache.Add(TestKeys.Key(1), new MemoryStream(payload));
+            Assert.True(cache.TryGetFile(TestKeys.Key(1), out var lease));
+            using (lease)
+            {
+                Assert.Equal(cache.GetPath(TestKeys.Key(1)), new FileInfo(lease.Path).ResolveLinkTarget(false)!.FullName);
+            }
+        }
+
+        using var authenticated = NewCache(Key32, Path.Join(_dir.Path, "auth"));
+        authenticated.Add(TestKeys.Key(1), new MemoryStream(payload));
+        Assert.True(authenticated.TryGetFile(TestKeys.Key(1), out var sealedLease));
+        using (sealedLease)
+        {
+            Assert.StartsWith("/memfd:filecache-", File.ResolveLinkTarget(sealedLease.Path, false)!.ToString().Replace(Path.GetDirectoryName(sealedLease.Path) + "/", "/", StringComparison.Ordinal));
+            Assert.Equal(payload, File.ReadAllBytes(sealedLease.Path));
+            // Sealed: not even root can write to it.
+            Assert.ThrowsAny<SystemException>(() =>
+            {
+                using var writer = new FileStream(sealedLease.Path, FileMode.Open, FileAccess.Write);
+                writer.Write([1, 2, 3, 4]);
+                writer.Flush();
+            });
+            Assert.Equal(payload, File.ReadAllBytes(sealedLease.Path));
+        }
+    }
+
+    [SkippableFact]
+    public void AuthenticatedEntry_PatchedOrTruncatedAfterVerification_TheLeaseKeepsTheVerifiedBytes()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "memfd and /proc are Linux's.");
+        var payload = TestPayload.Create(1, 1, 20 << 20); // large: the overlapped read path
+        using var cache = NewCache(Key32);
+        cache.Add(TestKeys.Key(1), new MemoryStream(payload));
+        string entry = cache.GetPath(TestKeys.Key(1));
+        Assert.True(cache.TryGetFile(TestKeys.Key(1), out var lease));
+        using (lease)
+        {
+            using (var f = new FileStream(entry, FileMode.Open, FileAccess.Write))
+            {
+                f.Position = 1000;
+                f.Write([0xDE, 0xAD, 0xBE, 0xEF]); // in place: same inode, like dd conv=notrunc
+            }
+
+            Assert.Equal(payload, File.ReadAllBytes(lease.Path));
+            File.WriteAllBytes(entry, []); // truncated
+            Assert.Equal(payload, File.ReadAllBytes(lease.Path));
+        }
+
+        Assert.False(cache.TryGet(TestKeys.Key(1), out _));
+    }
+
+    [Fact]
+    public void Add_AboveTheLargestEntry_IsRefused_NamingKeyAndSize_WithoutWriting()
+    {
+        using var cache = NewCache();
+        var huge = new LengthOnlyStream(DiskCodeCache.MaxEntrySize + 1);
+        var e = Assert.Throws<ArgumentException>(() => cache.Add(TestKeys.Key(1), huge));
+        Assert.Contains(TestKeys.Key(1).ToString(), e.Message);
+        Assert.Contains((DiskCodeCache.MaxEntrySize + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), e.Message);
+        Assert.Equal(0, huge.Reads);
+        Assert.Empty(_dir.Files());
+    }
+
+    /// <summary>A seekable stream that claims a length and counts reads.</summary>
+    private sealed class LengthOnlyStream(long length) : Stream
+    {
+        public int Reads { get; private set; }
+
+        public override bool CanRead => true;
+
+        public override bool CanSeek => true;
+
+        public override bool CanWrite => false;
+
+        public override long Length => length;
+
+        public override long Position { get; set; }
+
+        public override int Read(byte[] buffer, int offset, int count)
+        {
+            Reads++;
+            return 0;
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+    }
+}
+
+internal static class AsyncLookup
+{
+    public static bool TryGetAsync(this IWasmCodeCache cache, CacheKey key)
+    {
+        using var s = cache.GetAsync(key).AsTask().GetAwaiter().GetResult();
+        return s is not null;
+    }
+}
