@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using FileCache.Diagnostics;
@@ -79,10 +80,37 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     public string GetStoreKey(CacheKey key) => _options.KeyPrefix + key.ToString();
 
     /// <inheritdoc/>
-    /// <remarks>Blocks on the asynchronous store call: a network store has no better synchronous path.</remarks>
+    /// <remarks>
+    /// Synchronous callers use the store's synchronous API. Its completion, like that of the
+    /// asynchronous one, needs a pool thread (StackExchange.Redis completes on the pool); while a pool
+    /// thread blocks here, the pool's minimum is raised so completions always find a thread, otherwise
+    /// many concurrent synchronous callers stall the tier (issue 13). A synchronous store call cannot be cut short; it is bounded
+    /// by the store's own synchronous timeout (StackExchange.Redis: <c>SyncTimeout</c>, 5 s by
+    /// default), and a call that outlasts <see cref="DistributedCodeCacheOptions.Timeout"/> counts as a
+    /// failure, so a slow store opens the circuit and is skipped.
+    /// </remarks>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
-        content = GetAsync(key).AsTask().GetAwaiter().GetResult();
+        string storeKey = GetStoreKey(key);
+        byte[]? value;
+        try
+        {
+            value = _pipeline.Execute(static state => state.Self.Bounded(() => state.Self._store.Get(state.StoreKey)), (Self: this, StoreKey: storeKey));
+        }
+        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
+        {
+            OnStoreFailure("get", key, e);
+            _metrics.Miss();
+            content = null;
+            return false;
+        }
+
+        content = Accept(key, storeKey, value, out bool remove);
+        if (remove)
+        {
+            TryRemove(key, storeKey);
+        }
+
         return content is not null;
     }
 
@@ -91,10 +119,10 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     {
         cancellationToken.ThrowIfCancellationRequested();
         string storeKey = GetStoreKey(key);
-        ArraySegment<byte> value;
+        byte[]? value;
         try
         {
-            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.ReadAsync(state.StoreKey, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
+            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self._store.GetAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
@@ -103,7 +131,23 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
             return null;
         }
 
-        if (value.Array is null)
+        var content = Accept(key, storeKey, value, out bool remove);
+        if (remove)
+        {
+            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false);
+        }
+
+        return content;
+    }
+
+    /// <summary>Verifies a value read from the store; a bad one is a miss, counted and logged, to remove.</summary>
+    private MemoryStream? Accept(CacheKey key, string storeKey, byte[]? value, out bool remove)
+    {
+        // Reads use the byte[] API even when the buffer API exists: the value must be verified as
+        // one array anyway, and filling an unpooled IBufferWriter of unknown size copies a 30 MB
+        // entry several times while it grows (benchmarks/README.md: 112 ms against 74 ms).
+        remove = false;
+        if (value is null)
         {
             _metrics.Miss();
             return null;
@@ -112,47 +156,55 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         var status = EntryFrame.Verify(key, value, _authenticationKey, out long payloadLength);
         if (status != FrameStatus.Valid)
         {
-            _metrics.Corrupt();
+            _metrics.Corrupt(status.ToString());
             _metrics.Miss();
             LogRejectedValue(_logger, key, storeKey, status.ToString());
-            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false);
+            remove = true;
             return null;
         }
 
         _metrics.Hit(payloadLength);
-        return new MemoryStream(value.Array, value.Offset, (int)payloadLength, writable: false, publiclyVisible: true);
+        return new MemoryStream(value, 0, (int)payloadLength, writable: false, publiclyVisible: true);
     }
 
     /// <inheritdoc/>
-    /// <remarks>Blocks on the asynchronous store call.</remarks>
-    public void Add(CacheKey key, Stream content) => AddAsync(key, content).AsTask().GetAwaiter().GetResult();
+    /// <remarks>Uses the store's synchronous API (see <see cref="TryGet"/>).</remarks>
+    public void Add(CacheKey key, Stream content)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        if (Frame(key, StreamBytes.ReadToEnd(content)) is not { } framed)
+        {
+            TryRemove(key, GetStoreKey(key)); // replace semantics: the old value must not stay
+            return;
+        }
+
+        try
+        {
+            _pipeline.Execute(static state => state.Self.Bounded(() => state.Self.Write(state.StoreKey, state.Framed.Payload, state.Framed.Trailer)), (Self: this, StoreKey: GetStoreKey(key), Framed: framed));
+            _metrics.Added(framed.Payload.Length);
+        }
+        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
+        {
+            OnStoreFailure("add", key, e); // the fleet just does not share this one
+        }
+    }
 
     /// <inheritdoc/>
     public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(content);
         cancellationToken.ThrowIfCancellationRequested();
-        byte[] payload = await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false);
         string storeKey = GetStoreKey(key);
-        if (payload.Length > _options.MaxEntrySize)
+        if (Frame(key, await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false)) is not { } framed)
         {
-            _metrics.Rejected();
-            LogTooLarge(_logger, key, payload.Length, _options.MaxEntrySize);
             await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false); // replace semantics: the old value must not stay
             return;
         }
 
-        var trailer = new byte[EntryFrame.TrailerSize];
-        using (var frame = new EntryFrame.Writer(key, _authenticationKey))
-        {
-            frame.Append(payload);
-            frame.WriteTrailer(trailer);
-        }
-
         try
         {
-            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Payload, state.Trailer, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Payload: payload, Trailer: trailer), cancellationToken).ConfigureAwait(false);
-            _metrics.Added(payload.Length);
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Framed.Payload, state.Framed.Trailer, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Framed: framed), cancellationToken).ConfigureAwait(false);
+            _metrics.Added(framed.Payload.Length);
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
@@ -160,9 +212,47 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         }
     }
 
+    /// <summary>The payload and its frame, or <see langword="null"/> (counted, logged) when it is too large to send.</summary>
+    private (byte[] Payload, byte[] Trailer)? Frame(CacheKey key, byte[] payload)
+    {
+        if (payload.Length > _options.MaxEntrySize)
+        {
+            _metrics.Rejected();
+            LogTooLarge(_logger, key, payload.Length, _options.MaxEntrySize);
+            return null;
+        }
+
+        var trailer = new byte[EntryFrame.TrailerSize];
+        using var frame = new EntryFrame.Writer(key, _authenticationKey);
+        frame.Append(payload);
+        frame.WriteTrailer(trailer);
+        return (payload, trailer);
+    }
+
     /// <inheritdoc/>
-    /// <remarks>Blocks on the asynchronous store call.</remarks>
-    public void Delete(CacheKey key) => DeleteAsync(key).AsTask().GetAwaiter().GetResult();
+    /// <remarks>Uses the store's synchronous API (see <see cref="TryGet"/>).</remarks>
+    public void Delete(CacheKey key)
+    {
+        if (TryRemove(key, GetStoreKey(key)))
+        {
+            _metrics.Deleted();
+        }
+    }
+
+    /// <summary>Removes a value through the synchronous API; a failure is logged and counted (a value left behind is still verified on every read).</summary>
+    private bool TryRemove(CacheKey key, string storeKey)
+    {
+        try
+        {
+            _pipeline.Execute(static state => state.Self.Bounded(() => state.Self._store.Remove(state.StoreKey)), (Self: this, StoreKey: storeKey));
+            return true;
+        }
+        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
+        {
+            OnStoreFailure("delete", key, e);
+            return false;
+        }
+    }
 
     /// <inheritdoc/>
     public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
@@ -181,6 +271,32 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     }
 
     /// <summary>
+    /// Runs a synchronous store call on the caller's thread. It cannot be cut short; one that took
+    /// longer than <see cref="DistributedCodeCacheOptions.Timeout"/> is reported as a timeout, so the
+    /// circuit breaker counts it and a slow store is skipped after a few calls.
+    /// </summary>
+    private T Bounded<T>(Func<T> call)
+    {
+        long start = Stopwatch.GetTimestamp();
+        T result;
+        using (ThreadPoolGuard.Enter())
+        {
+            result = call();
+        }
+
+        var elapsed = Stopwatch.GetElapsedTime(start);
+        return elapsed <= _options.Timeout
+            ? result
+            : throw new TimeoutRejectedException($"The distributed store answered after {elapsed.TotalMilliseconds:F0} ms, beyond DistributedCodeCacheOptions.Timeout ({_options.Timeout.TotalMilliseconds:F0} ms).", _options.Timeout);
+    }
+
+    private bool Bounded(Action call) => Bounded(() =>
+    {
+        call();
+        return true;
+    });
+
+    /// <summary>
     /// Stops waiting when the token fires even if the store ignores it (StackExchange.Redis does:
     /// its operations end only at its own timeout), so Polly's timeout really bounds a call. The
     /// abandoned operation finishes in the background; its failure is observed and dropped.
@@ -197,13 +313,23 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         return operation.WaitAsync(cancellationToken);
     }
 
-    private async ValueTask<ArraySegment<byte>> ReadAsync(string storeKey, CancellationToken cancellationToken)
+    private void Write(string storeKey, byte[] payload, byte[] trailer)
     {
-        // Reads use the byte[] API even when the buffer API exists: the value must be verified as
-        // one array anyway, and filling an unpooled IBufferWriter of unknown size copies a 30 MB
-        // entry several times while it grows (benchmarks/README.md: 112 ms against 74 ms).
-        var bytes = await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
-        return bytes is null ? default : new ArraySegment<byte>(bytes);
+        if (_bufferStore is not null)
+        {
+            _bufferStore.Set(storeKey, Sequence(payload, trailer), _entryOptions);
+            return;
+        }
+
+        _store.Set(storeKey, Join(payload, trailer), _entryOptions);
+    }
+
+    private static byte[] Join(byte[] payload, byte[] trailer)
+    {
+        var framed = GC.AllocateUninitializedArray<byte>(payload.Length + trailer.Length);
+        payload.CopyTo(framed, 0);
+        trailer.CopyTo(framed, payload.Length);
+        return framed;
     }
 
     private async ValueTask WriteAsync(string storeKey, byte[] payload, byte[] trailer, CancellationToken cancellationToken)
@@ -215,10 +341,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
             return;
         }
 
-        var framed = GC.AllocateUninitializedArray<byte>(payload.Length + trailer.Length);
-        payload.CopyTo(framed, 0);
-        trailer.CopyTo(framed, payload.Length);
-        await _store.SetAsync(storeKey, framed, _entryOptions, cancellationToken).ConfigureAwait(false);
+        await _store.SetAsync(storeKey, Join(payload, trailer), _entryOptions, cancellationToken).ConfigureAwait(false);
     }
 
     private static ReadOnlySequence<byte> Sequence(byte[] first, byte[] second)

@@ -1,11 +1,18 @@
 // FleetWorker <disk-dir> <redis host:port> <key-prefix> <module.wasm>
 // Loads the module through memory -> disk -> Redis, prints where it came from and whether this
 // member's disk tier holds the entry afterwards.
+// FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds>
+// The concurrency harness (see Concurrency.cs and benchmarks/README.md).
 using FileCache;
 using FileCache.Disk;
 using FileCache.Tiering;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection;
+
+if (args[0] == "concurrency")
+{
+    return FileCache.FleetWorker.Concurrency.Run(args[1], args[2], args[3], int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture));
+}
 
 string disk = args[0], redis = args[1], prefix = args[2];
 var wasm = File.ReadAllBytes(args[3]);
