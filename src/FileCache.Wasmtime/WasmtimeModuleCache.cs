@@ -56,17 +56,19 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
         long start = Stopwatch.GetTimestamp();
-        return LoadCore(engine, name, settings.DeriveKey(wasm), wasm, validate, start, cancellationToken);
-    }
-
-    private LoadedModule LoadCore(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, long start, CancellationToken cancellationToken)
-    {
+        var key = settings.DeriveKey(wasm);
         bool hadIncompatible = false;
         if (TryLoadCached(engine, name, key, ref hadIncompatible) is { } hit)
         {
             return Done(hit.Module, hit.Origin, key, start);
         }
 
+        return CompileOnce(engine, name, key, wasm, validate, hadIncompatible, start, cancellationToken);
+    }
+
+    /// <summary>After a miss: compiles the key once in this process; concurrent callers share the result.</summary>
+    private LoadedModule CompileOnce(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, long start, CancellationToken cancellationToken)
+    {
         var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         while (!_compiling.TryAdd(key, compiled.Task))
         {
@@ -125,8 +127,47 @@ public sealed partial class WasmtimeModuleCache
             return Done(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, key, start);
         }
 
+        // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
+        var (hit, hadIncompatible) = await TryLoadCachedAsync(engine, name, key, cancellationToken).ConfigureAwait(false);
+        if (hit is { } found)
+        {
+            return Done(found.Module, found.Origin, key, start);
+        }
+
         // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
-        return await Task.Run(() => LoadCore(engine, name, key, wasm.Span, validate, start, cancellationToken), cancellationToken).ConfigureAwait(false);
+        return await Task.Run(() => CompileOnce(engine, name, key, wasm.Span, validate, hadIncompatible, start, cancellationToken), cancellationToken).ConfigureAwait(false);
+    }
+
+    private async ValueTask<((WasmModule Module, ModuleOrigin Origin)? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
+    {
+        bool hadIncompatible = false;
+        if (_files is not null)
+        {
+            // A file source is local (the disk tier): its lookup costs a few system calls.
+            return (TryLoadCached(engine, name, key, ref hadIncompatible), hadIncompatible);
+        }
+
+        Stream? content;
+        try
+        {
+            content = await _cache.GetAsync(key, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsCacheFailure(e))
+        {
+            LogCacheFailed(_logger, "read", key, e);
+            return (null, false);
+        }
+
+        if (content is null)
+        {
+            return (null, false);
+        }
+
+        using (content)
+        {
+            var loaded = TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
+            return (loaded is null ? null : (loaded, ModuleOrigin.CacheHit), hadIncompatible);
+        }
     }
 
     private (WasmModule Module, ModuleOrigin Origin)? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)
@@ -153,10 +194,7 @@ public sealed partial class WasmtimeModuleCache
 
             using (content)
             {
-                var bytes = content is MemoryStream memory && memory.TryGetBuffer(out var segment)
-                    ? segment
-                    : new ArraySegment<byte>(ReadAll(content));
-                var loaded = TryDeserialize(() => WasmModule.Deserialize(engine, name, bytes), key, ref hadIncompatible);
+                var loaded = TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
                 return loaded is null ? null : (loaded, ModuleOrigin.CacheHit);
             }
         }
@@ -165,6 +203,14 @@ public sealed partial class WasmtimeModuleCache
             LogCacheFailed(_logger, "read", key, e);
             return null;
         }
+    }
+
+    private WasmModule? TryDeserializeBytes(Engine engine, string name, CacheKey key, Stream content, ref bool hadIncompatible)
+    {
+        var bytes = content is MemoryStream memory && memory.TryGetBuffer(out var segment)
+            ? segment
+            : new ArraySegment<byte>(ReadAll(content));
+        return TryDeserialize(() => WasmModule.Deserialize(engine, name, bytes), key, ref hadIncompatible);
     }
 
     private WasmModule? TryDeserialize(Func<WasmModule> deserialize, CacheKey key, ref bool hadIncompatible)
