@@ -292,6 +292,9 @@ public sealed class DiskCodeCacheTests : IDisposable
         Assert.Equal(value, Get(cache, TestKeys.Key(1)));
         Assert.True(cache.TryGetFile(TestKeys.Key(1), out var lease));
         lease.Dispose();
+        Assert.True(cache.TryGetAsync(TestKeys.Key(1)));
+        // Three hits with a zero resolution would each refresh the use time of a writable cache.
+        Assert.Equal(old, File.GetLastWriteTimeUtc(path));
         var e = Assert.Throws<ReadOnlyWasmCodeCacheException>(() => cache.Add(TestKeys.Key(2), new MemoryStream([1])));
         Assert.Contains(_dir.Path, e.Message);
         Assert.Throws<ReadOnlyWasmCodeCacheException>(() => cache.Delete(TestKeys.Key(1)));
