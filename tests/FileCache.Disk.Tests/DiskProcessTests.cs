@@ -94,7 +94,7 @@ public sealed class DiskProcessTests : IDisposable
     {
         Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "Mounting a small tmpfs needs Linux and root.");
         Directory.CreateDirectory(_dir.Path);
-        Run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", _dir.Path);
+        Unix.Run("mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", _dir.Path);
         try
         {
             using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = null });
@@ -112,7 +112,7 @@ public sealed class DiskProcessTests : IDisposable
         }
         finally
         {
-            Run("umount", _dir.Path);
+            Unix.Run("umount", _dir.Path);
         }
     }
 
@@ -136,19 +136,5 @@ public sealed class DiskProcessTests : IDisposable
         {
             return 0;
         }
-    }
-
-    private static void Run(string file, params string[] args)
-    {
-        var info = new ProcessStartInfo(file) { RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(info)!;
-        string error = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        Assert.True(p.ExitCode == 0, $"{file} {string.Join(' ', args)} failed: {error}");
     }
 }
