@@ -18,11 +18,7 @@ public sealed partial class DiskCodeCache
     /// <exception cref="ArgumentException">The content is larger than <see cref="MaxEntrySize"/>.</exception>
     public void Add(CacheKey key, Stream content)
     {
-        ArgumentNullException.ThrowIfNull(content);
-        ThrowIfReadOnly("add", key);
-        ThrowIfTooLarge(key, content);
-        EnsureDirectory();
-        string temp = NewTempPath();
+        string temp = BeginAdd(key, content);
         long length;
         try
         {
@@ -81,12 +77,8 @@ public sealed partial class DiskCodeCache
     /// <exception cref="ArgumentException">The content is larger than <see cref="MaxEntrySize"/>.</exception>
     public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(content);
         cancellationToken.ThrowIfCancellationRequested();
-        ThrowIfReadOnly("add", key);
-        ThrowIfTooLarge(key, content);
-        EnsureDirectory();
-        string temp = NewTempPath();
+        string temp = BeginAdd(key, content);
         long length;
         try
         {
@@ -167,12 +159,18 @@ public sealed partial class DiskCodeCache
         return ValueTask.CompletedTask;
     }
 
-    private static void ThrowIfTooLarge(CacheKey key, Stream content)
+    /// <summary>The checks every Add makes before writing; returns the new temp file's path.</summary>
+    private string BeginAdd(CacheKey key, Stream content)
     {
+        ArgumentNullException.ThrowIfNull(content);
+        ThrowIfReadOnly("add", key);
         if (content.CanSeek)
         {
             ThrowIfTooLarge(key, content.Length - content.Position, nameof(content));
         }
+
+        EnsureDirectory();
+        return NewTempPath();
     }
 
     private static void ThrowIfTooLarge(CacheKey key, long length, string paramName)

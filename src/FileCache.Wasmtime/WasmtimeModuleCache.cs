@@ -141,26 +141,26 @@ public sealed partial class WasmtimeModuleCache
     private async ValueTask<((WasmModule Module, ModuleOrigin Origin)? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
     {
         bool hadIncompatible = false;
-        if (_files is not null)
-        {
-            // A file source is local (the disk tier): its lookup costs a few system calls.
-            return (TryLoadCached(engine, name, key, ref hadIncompatible), hadIncompatible);
-        }
-
         Stream? content;
         try
         {
+            // A file source is local (the disk tier): its lookup costs a few system calls.
+            if (TryLoadMapped(engine, name, key, ref hadIncompatible, out var mapped))
+            {
+                return (mapped, hadIncompatible);
+            }
+
             content = await _cache.GetAsync(key, cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (IsCacheFailure(e))
         {
             LogCacheFailed(_logger, "read", key, e);
-            return (null, false);
+            return (null, hadIncompatible);
         }
 
         if (content is null)
         {
-            return (null, false);
+            return (null, hadIncompatible);
         }
 
         using (content)
@@ -170,21 +170,33 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
+    /// <summary>Tries the file source; <see langword="true"/> when it answered (a mapped module, or an entry this engine cannot use).</summary>
+    private bool TryLoadMapped(Engine engine, string name, CacheKey key, ref bool hadIncompatible, out (WasmModule Module, ModuleOrigin Origin)? result)
+    {
+        result = null;
+        if (_files is null || !_files.TryGetFile(key, out var file))
+        {
+            return false;
+        }
+
+        using (file)
+        {
+            if (TryDeserialize(() => WasmModule.DeserializeFile(engine, name, file.Path), key, ref hadIncompatible) is { } mapped)
+            {
+                result = (mapped, ModuleOrigin.MappedFile);
+            }
+
+            return true;
+        }
+    }
+
     private (WasmModule Module, ModuleOrigin Origin)? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)
     {
         try
         {
-            if (_files is not null && _files.TryGetFile(key, out var file))
+            if (TryLoadMapped(engine, name, key, ref hadIncompatible, out var mapped))
             {
-                using (file)
-                {
-                    if (TryDeserialize(() => WasmModule.DeserializeFile(engine, name, file.Path), key, ref hadIncompatible) is { } mapped)
-                    {
-                        return (mapped, ModuleOrigin.MappedFile);
-                    }
-
-                    return null;
-                }
+                return mapped;
             }
 
             if (!_cache.TryGet(key, out var content))

@@ -52,8 +52,8 @@ internal static partial class UnixFile
 
     private static int O_DIRECTORY => IsLinux ? (IsArm64 ? 0x4000 : 0x10000) : 0x100000;
 
-    /// <summary>The effective user id.</summary>
-    public static uint EffectiveUser => geteuid();
+    /// <summary>The effective user id, read once: it is compared on every entry open.</summary>
+    public static uint EffectiveUser { get; } = IsSupported ? geteuid() : 0;
 
     /// <summary>
     /// Opens <paramref name="path"/> read-only without following a final symbolic link and without
