@@ -86,7 +86,7 @@ public class WasmtimeBenchmarks
         }
     }
 
-    private static string ModulesDirectory()
+    internal static string ModulesDirectory()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
         {

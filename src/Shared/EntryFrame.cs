@@ -173,10 +173,12 @@ internal static class EntryFrame
             return FrameStatus.NotAuthenticated;
         }
 
-        // Every byte of the frame is checked: unknown flags, a tag on an unauthenticated entry and
-        // the reserved bytes must be zero.
+        // Every byte of the frame is checked: unknown flags and the reserved bytes must be zero; an
+        // unauthenticated entry has an all-zero tag and an authenticated one a non-zero tag (so a
+        // flipped flag bit is caught even by a reader without the key, who cannot check the tag).
+        bool zeroTag = trailer.Slice(TagOffset, TagSize).IndexOfAnyExcept((byte)0) < 0;
         if ((flags & ~FlagAuthenticated) != 0
-            || (!authenticated && trailer.Slice(TagOffset, TagSize).IndexOfAnyExcept((byte)0) >= 0)
+            || authenticated == zeroTag
             || trailer.Slice(56, 4).IndexOfAnyExcept((byte)0) >= 0)
         {
             return FrameStatus.NotAnEntry;

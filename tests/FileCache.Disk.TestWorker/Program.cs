@@ -6,7 +6,11 @@ using FileCache.Specification.Tests;
 // Modes (all keys are TestKeys.Key(0..n)):
 //   write-loop <dir>                   Add large entries forever; prints "ready" after the first one.
 //   hammer <dir> <threads> <millis>    Random Add/TryGet/Delete; exit 0 when every hit was valid.
-//   fill <dir> <maxSize> <count> <id>  Add <count> 256 KiB entries with eviction on; exit 0.
+//   torture <dir> <kills> <corruptions> <processes> <threads> <seconds>   see Torture.cs
+//   shared <dir> <id> <maxSize>        A member of a group-shared authenticated cache (0770/0660):
+//                                      Add key <id>, read keys 0..9, trim; print what it saw.
+//   fill <dir> <maxSize> <count> <id>  Add <count> 256 KiB entries with eviction on; print the
+//                                      largest directory size seen right after one of its Adds.
 string mode = args[0];
 string dir = args[1];
 switch (mode)
@@ -73,21 +77,78 @@ switch (mode)
         return problems == 0 && hits > 0 ? 0 : 1;
     }
 
+    case "torture":
+    {
+        int Arg(int i) => int.Parse(args[i], CultureInfo.InvariantCulture);
+        return Torture.Run(dir, Arg(2), Arg(3), Arg(4), Arg(5), Arg(6));
+    }
+
+    case "shared":
+    {
+        int id = int.Parse(args[2], CultureInfo.InvariantCulture);
+        const UnixFileMode GroupReadWrite = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite;
+        DiskCodeCacheOptions Options(long? maxSize) => new()
+        {
+            Directory = dir,
+            AuthenticationKey = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray(),
+            FileMode = GroupReadWrite,
+            DirectoryMode = GroupReadWrite | UnixFileMode.UserExecute | UnixFileMode.GroupExecute,
+            MaxSize = maxSize,
+        };
+        int[] hits;
+        using (var cache = new DiskCodeCache(Options(null)))
+        {
+            cache.Add(TestKeys.Key(id), new MemoryStream(TestPayload.Create(id, id, 64 * 1024)));
+            hits = Enumerable.Range(0, 10).Where(k => cache.TryGet(TestKeys.Key(k), out var s) && TestPayload.Check(ReadAll(s), k) is null).ToArray();
+        }
+
+        using var trimmer = new DiskCodeCache(Options(long.Parse(args[3], CultureInfo.InvariantCulture)));
+        int trimmed = trimmer.Trim();
+        Console.WriteLine($"hits={string.Join(',', hits)} trimmed={trimmed}");
+        return 0;
+    }
+
     case "fill":
     {
         long maxSize = long.Parse(args[2], CultureInfo.InvariantCulture);
         int count = int.Parse(args[3], CultureInfo.InvariantCulture);
         int id = int.Parse(args[4], CultureInfo.InvariantCulture);
         using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = maxSize, UseTimeResolution = TimeSpan.Zero });
+        long peak = 0;
         for (int i = 0; i < count; i++)
         {
             int keyId = 1000 * id + i;
             cache.Add(TestKeys.Key(keyId), new MemoryStream(TestPayload.Create(keyId, id, 256 * 1024)));
+            long size = 0;
+            foreach (var file in new DirectoryInfo(dir).EnumerateFiles())
+            {
+                try
+                {
+                    size += file.Name.StartsWith('.') ? 0 : file.Length;
+                }
+                catch (FileNotFoundException)
+                {
+                    // Evicted by the other process meanwhile.
+                }
+            }
+
+            peak = Math.Max(peak, size);
         }
 
+        Console.WriteLine($"peak={peak}");
         return 0;
     }
 }
 
 Console.Error.WriteLine($"unknown mode {mode}");
 return 2;
+
+static byte[] ReadAll(Stream s)
+{
+    using (s)
+    {
+        using var m = new MemoryStream();
+        s.CopyTo(m);
+        return m.ToArray();
+    }
+}

@@ -353,3 +353,50 @@ internal static class AsyncLookup
         return s is not null;
     }
 }
+
+/// <summary>A group-shared authenticated cache used by two real users.</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class SharedCacheTests : IDisposable
+{
+    private const int Group = 4242;
+    private readonly string _base = Path.Join(Path.GetTempPath(), "filecache-shared-" + Guid.NewGuid().ToString("N"));
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_base))
+        {
+            Directory.Delete(_base, recursive: true);
+        }
+    }
+
+    [SkippableFact]
+    public async Task TwoUsersOfOneGroup_BothRead_Add_AndTrim()
+    {
+        Skip.IfNot(Unix.IsRoot && OperatingSystem.IsLinux(), "Running processes as two other users (setpriv) needs root on Linux; CI runs as root.");
+        Directory.CreateDirectory(_base);
+        File.SetUnixFileMode(_base, (UnixFileMode)0b111_101_101); // 0755: both users can reach the cache below
+        string cache = Path.Join(_base, "cache");
+        Directory.CreateDirectory(cache);
+        Unix.Chown(cache, 1001, Group);
+        Unix.Run("chmod", "2770", cache); // setgid: entries and the lock belong to the group
+        var alice = (1001, Group);
+        var bob = (1002, Group);
+        const string Roomy = "10000000";
+
+        var a = await Worker.RunAsAsync(alice, TimeSpan.FromMinutes(1), "shared", cache, "1", Roomy);
+        Assert.True(a.ExitCode == 0, a.Output);
+        Assert.Contains("hits=1 ", a.Output);
+
+        var b = await Worker.RunAsAsync(bob, TimeSpan.FromMinutes(1), "shared", cache, "2", Roomy);
+        Assert.True(b.ExitCode == 0, b.Output);
+        Assert.Contains("hits=1,2 ", b.Output); // bob reads alice's entry
+
+        // Alice reads bob's entry, then trims below two entries: she can take the lock bob may have
+        // created and remove an entry bob owns.
+        var trim = await Worker.RunAsAsync(alice, TimeSpan.FromMinutes(1), "shared", cache, "3", "100000");
+        Assert.True(trim.ExitCode == 0, trim.Output);
+        Assert.Contains("hits=1,2,3 ", trim.Output);
+        Assert.DoesNotContain("trimmed=0", trim.Output);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(Path.Join(cache, ".trim.lock")));
+    }
+}
