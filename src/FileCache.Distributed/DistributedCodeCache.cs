@@ -17,7 +17,9 @@ namespace FileCache.Distributed;
 /// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), writing
 /// through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it. Every value is
 /// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
-/// the cache key and payload: forged, truncated or foreign values are misses, counted and removed.
+/// the cache key and payload: forged, truncated or foreign values are misses, counted with their
+/// reason; damaged ones are removed, ones that fail authentication are left for nodes that may use
+/// them (key rotation). <see cref="DistributedCodeCacheOptions.AdditionalVerificationKeys"/> rotates keys.
 /// </summary>
 /// <remarks>
 /// A store that fails or is slow never fails a caller: the operation is logged, counted
@@ -32,7 +34,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     private readonly IDistributedCache _store;
     private readonly IBufferDistributedCache? _bufferStore;
     private readonly DistributedCodeCacheOptions _options;
-    private readonly byte[]? _authenticationKey;
+    private readonly byte[]? _authenticationKey; // signs, and verifies first
+    private readonly byte[][] _additionalKeys; // verify only (key rotation)
     private readonly DistributedCacheEntryOptions _entryOptions;
     private readonly ResiliencePipeline _pipeline;
     private readonly WasmCodeCacheMetrics _metrics;
@@ -58,6 +61,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         _bufferStore = store as IBufferDistributedCache; // capability light-up, as HybridCache does
         _options = options;
         _authenticationKey = options.AuthenticationKey?.ToArray();
+        _additionalKeys = [.. options.AdditionalVerificationKeys.Select(k => k.ToArray())];
         _entryOptions = new DistributedCacheEntryOptions { SlidingExpiration = options.SlidingExpiration, AbsoluteExpirationRelativeToNow = options.AbsoluteExpiration };
         _metrics = new WasmCodeCacheMetrics(meterFactory, "distributed");
         _logger = (ILogger?)logger ?? NullLogger.Instance;
@@ -140,26 +144,46 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         return content;
     }
 
-    /// <summary>Verifies a value read from the store; a bad one is a miss, counted and logged, to remove.</summary>
+    /// <summary>
+    /// Verifies a value read from the store. A bad one is a miss, counted with its reason and logged.
+    /// A damaged value (truncated, not an entry, wrong checksum) is garbage to every node and is
+    /// removed; one that fails authentication or has a newer format is left in the store: a node
+    /// with another key (during a rotation) or a newer version may use it, and this node's own Add
+    /// replaces it. One misconfigured node never wipes the fleet's entries.
+    /// </summary>
     private MemoryStream? Accept(CacheKey key, string storeKey, byte[]? value, out bool remove)
     {
+        remove = false;
         // Reads use the byte[] API even when the buffer API exists: the value must be verified as
         // one array anyway, and filling an unpooled IBufferWriter of unknown size copies a 30 MB
         // entry several times while it grows (benchmarks/README.md: 112 ms against 74 ms).
-        remove = false;
         if (value is null)
         {
             _metrics.Miss();
             return null;
         }
 
+        if (value.Length > _options.MaxEntrySize + EntryFrame.TrailerSize)
+        {
+            // Checked before authentication: an oversized value costs no MAC over hundreds of MB.
+            _metrics.Rejected("TooLarge");
+            _metrics.Miss();
+            LogRejectedValue(_logger, key, storeKey, $"TooLarge: {value.Length} bytes, MaxEntrySize {_options.MaxEntrySize}", "left in the store");
+            return null;
+        }
+
         var status = EntryFrame.Verify(key, value, _authenticationKey, out long payloadLength);
+        for (int i = 0; status == FrameStatus.BadTag && i < _additionalKeys.Length; i++)
+        {
+            status = EntryFrame.Verify(key, value, _additionalKeys[i], out payloadLength);
+        }
+
         if (status != FrameStatus.Valid)
         {
+            remove = status is not (FrameStatus.BadTag or FrameStatus.NotAuthenticated or FrameStatus.UnknownVersion);
             _metrics.Corrupt(status.ToString());
             _metrics.Miss();
-            LogRejectedValue(_logger, key, storeKey, status.ToString());
-            remove = true;
+            LogRejectedValue(_logger, key, storeKey, status.ToString(), remove ? "removed" : "left in the store");
             return null;
         }
 
@@ -217,7 +241,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     {
         if (payload.Length > _options.MaxEntrySize)
         {
-            _metrics.Rejected();
+            _metrics.Rejected("TooLarge");
             LogTooLarge(_logger, key, payload.Length, _options.MaxEntrySize);
             return null;
         }
@@ -398,8 +422,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "The distributed store is skipped after repeated failures; did not {Operation} key {Key}")]
     private static partial void LogSkipped(ILogger logger, string operation, CacheKey key);
 
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Value of key {Key} in the distributed store ('{StoreKey}') is unusable ({Reason}); treated as a miss and removed")]
-    private static partial void LogRejectedValue(ILogger logger, CacheKey key, string storeKey, string reason);
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Value of key {Key} in the distributed store ('{StoreKey}') is unusable here ({Reason}); treated as a miss and {Disposition}")]
+    private static partial void LogRejectedValue(ILogger logger, CacheKey key, string storeKey, string reason, string disposition);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Did not send key {Key} to the distributed store: {Length} bytes exceed MaxEntrySize {MaxEntrySize}")]
     private static partial void LogTooLarge(ILogger logger, CacheKey key, long length, long maxEntrySize);

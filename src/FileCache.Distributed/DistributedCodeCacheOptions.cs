@@ -19,6 +19,14 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
     public byte[]? AuthenticationKey { get; set; }
 
     /// <summary>
+    /// Further keys that are accepted when reading and never used to sign, for rotating
+    /// <see cref="AuthenticationKey"/> without a fleet-wide miss: first add the new key here on
+    /// every node, then make it the <see cref="AuthenticationKey"/> and move the old one here, and
+    /// finally remove the old one. Each at least 16 bytes.
+    /// </summary>
+    public IList<byte[]> AdditionalVerificationKeys { get; } = [];
+
+    /// <summary>
     /// Accept entries that carry no authentication tag, so that anyone who can write to the store
     /// can make this process run their machine code. Only for stores nobody else can reach.
     /// </summary>
@@ -59,6 +67,14 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
         else if (AuthenticationKey is { Length: < 16 })
         {
             yield return new ValidationResult($"DistributedCodeCacheOptions.AuthenticationKey has {AuthenticationKey.Length} bytes; at least 16 are required.", [nameof(AuthenticationKey)]);
+        }
+
+        for (int i = 0; i < AdditionalVerificationKeys.Count; i++)
+        {
+            if (AdditionalVerificationKeys[i] is not { Length: >= 16 })
+            {
+                yield return new ValidationResult($"DistributedCodeCacheOptions.AdditionalVerificationKeys[{i}] has {AdditionalVerificationKeys[i]?.Length ?? 0} bytes; at least 16 are required.", [nameof(AdditionalVerificationKeys)]);
+            }
         }
 
         if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)

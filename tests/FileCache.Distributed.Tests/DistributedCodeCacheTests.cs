@@ -61,38 +61,91 @@ public sealed class DistributedCodeCacheTests : IDisposable
     }
 
     [Fact]
-    public void ValuesWrittenWithoutTheKey_ForgedOrTruncated_AreRejectedCountedAndRemoved()
+    public void ValuesWrittenWithoutTheKey_OrWithAnother_AreMisses_CountedAndLeft_DamagedOnesAreRemoved()
     {
-        using var corrupt = new MetricCollector<long>(null, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
         var store = MemoryStore();
-        var options = Stores.Options("shared:");
-        var cache = new DistributedCodeCache(store, options);
+        var cache = new DistributedCodeCache(store, Stores.Options("shared:"), factory);
         var key = TestKeys.Key(1);
+        string storeKey = cache.GetStoreKey(key);
         var value = TestPayload.Create(1, 1, 10_000);
+        long Count(string reason) => corrupt.GetMeasurementSnapshot().Where(m => Equals(m.Tags[WasmCodeCacheMetrics.ReasonTag], reason)).Sum(m => m.Value);
 
-        // Written by a client without the key (a valid frame, no tag).
+        // Written by a client without the key (a valid frame, no tag): a miss, left for others.
         var unauthenticated = new DistributedCodeCache(store, new DistributedCodeCacheOptions { KeyPrefix = "shared:", DangerouslyAcceptUnauthenticatedEntries = true });
         unauthenticated.Add(key, new MemoryStream(value));
         Assert.Null(Get(cache, key));
-        Assert.Null(store.Get(cache.GetStoreKey(key)));
+        Assert.NotNull(store.Get(storeKey));
+        Assert.Equal(1, Count("NotAuthenticated"));
 
-        // Written with another key.
+        // Written with another key (a node mid-rotation, or a forger): a miss, never deleted.
         var other = new DistributedCodeCache(store, new DistributedCodeCacheOptions { KeyPrefix = "shared:", AuthenticationKey = new byte[32] });
         other.Add(key, new MemoryStream(value));
         Assert.Null(Get(cache, key));
+        Assert.NotNull(store.Get(storeKey));
+        Assert.Equal(1, Count("BadTag"));
 
-        // Truncated, and raw bytes.
+        // Damaged: truncated, and raw bytes. Garbage to every node: removed.
         cache.Add(key, new MemoryStream(value));
-        var good = store.Get(cache.GetStoreKey(key))!;
-        store.Set(cache.GetStoreKey(key), good[..^10], new DistributedCacheEntryOptions());
+        var good = store.Get(storeKey)!;
+        store.Set(storeKey, good[..^10], new DistributedCacheEntryOptions());
         Assert.Null(Get(cache, key));
-        store.Set(cache.GetStoreKey(key), value, new DistributedCacheEntryOptions());
+        Assert.Null(store.Get(storeKey));
+        store.Set(storeKey, value, new DistributedCacheEntryOptions());
         Assert.Null(Get(cache, key));
+        Assert.Null(store.Get(storeKey));
 
         // The real thing still works.
         cache.Add(key, new MemoryStream(value));
         Assert.Equal(value, Get(cache, key));
-        Assert.True(corrupt.GetMeasurementSnapshot().Count(m => (string?)m.Tags[WasmCodeCacheMetrics.BackendTag] == "distributed") >= 4);
+        Assert.Equal(4, corrupt.GetMeasurementSnapshot().Sum(m => m.Value));
+    }
+
+    [Fact]
+    public void KeyRotation_EntriesSignedWithAnAdditionalVerificationKey_AreHits_NewEntriesUseTheSigningKey()
+    {
+        var store = MemoryStore();
+        var oldKey = Enumerable.Repeat((byte)7, 32).ToArray();
+        var newKey = Enumerable.Repeat((byte)9, 32).ToArray();
+        var value = TestPayload.Create(1, 1, 5000);
+        var oldNode = new DistributedCodeCache(store, new DistributedCodeCacheOptions { KeyPrefix = "rot:", AuthenticationKey = oldKey });
+        oldNode.Add(TestKeys.Key(1), new MemoryStream(value));
+
+        // Phase 2 of a rotation: the new key signs, the old one still verifies.
+        var rotated = new DistributedCodeCacheOptions { KeyPrefix = "rot:", AuthenticationKey = newKey };
+        rotated.AdditionalVerificationKeys.Add(oldKey);
+        var newNode = new DistributedCodeCache(store, rotated);
+        Assert.Equal(value, Get(newNode, TestKeys.Key(1)));
+        newNode.Add(TestKeys.Key(2), new MemoryStream(value));
+
+        // A node that has only the old key misses the new entry, and does not delete it.
+        Assert.Null(Get(oldNode, TestKeys.Key(2)));
+        Assert.Equal(value, Get(newNode, TestKeys.Key(2)));
+
+        var tooShort = new DistributedCodeCacheOptions { AuthenticationKey = newKey };
+        tooShort.AdditionalVerificationKeys.Add(new byte[8]);
+        var e = Assert.Throws<ArgumentException>(() => new DistributedCodeCache(store, tooShort));
+        Assert.Contains("AdditionalVerificationKeys[0]", e.Message);
+    }
+
+    [Fact]
+    public void OversizedValueInTheStore_IsRejectedBeforeAuthentication_CountedWithItsReason()
+    {
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var rejected = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.rejected_entries");
+        using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
+        var store = MemoryStore();
+        var options = Stores.Options("big:");
+        options.MaxEntrySize = 1000;
+        var cache = new DistributedCodeCache(store, options, factory);
+        store.Set(cache.GetStoreKey(TestKeys.Key(1)), new byte[5000], new DistributedCacheEntryOptions()); // anyone who can write the store
+        Assert.Null(Get(cache, TestKeys.Key(1)));
+        var measurement = Assert.Single(rejected.GetMeasurementSnapshot());
+        Assert.Equal("TooLarge", measurement.Tags[WasmCodeCacheMetrics.ReasonTag]);
+        Assert.Empty(corrupt.GetMeasurementSnapshot()); // never reached the frame check
     }
 
     [Fact]

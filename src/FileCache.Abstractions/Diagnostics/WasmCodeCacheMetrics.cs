@@ -93,8 +93,18 @@ public sealed class WasmCodeCacheMetrics
         _instruments.CorruptEntries.Add(1, _backend, new KeyValuePair<string, object?>(ReasonTag, reason));
     }
 
-    /// <summary>Records an entry that a backend declined to store (for example larger than its limit).</summary>
-    public void Rejected() => _instruments.RejectedEntries.Add(1, _backend);
+    /// <summary>Records an entry that a backend declined to store or to read (for example larger than its limit).</summary>
+    /// <param name="reason">Why, recorded in <see cref="ReasonTag"/>; <see langword="null"/> for no tag.</param>
+    public void Rejected(string? reason = null)
+    {
+        if (reason is null)
+        {
+            _instruments.RejectedEntries.Add(1, _backend);
+            return;
+        }
+
+        _instruments.RejectedEntries.Add(1, _backend, new KeyValuePair<string, object?>(ReasonTag, reason));
+    }
 
     /// <summary>Records a failure of one tier of a tiered cache, or of a backend's remote store.</summary>
     /// <param name="operation">The operation that failed: get, add or delete.</param>
