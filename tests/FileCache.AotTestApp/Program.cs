@@ -23,6 +23,8 @@ try
     builder.Logging.SetMinimumLevel(LogLevel.Warning);
     builder.Services.AddWasmCodeCache(c => c.UseMemory(o => o.SizeLimit = 1 << 20).UseDisk(o => o.Directory = dir).AddWasmtime());
     builder.Services.AddKeyedWasmCodeCache("second", c => c.UseMemory());
+    builder.Services.AddDistributedMemoryCache();
+    builder.Services.AddKeyedWasmCodeCache("fleet", c => c.UseDistributed(o => o.AuthenticationKey = new byte[32]));
     using var host = builder.Build();
     await host.StartAsync(); // source-generated options validation
 
@@ -40,6 +42,19 @@ try
     cache.Delete(key);
     Check(!cache.TryGet(key, out _), "delete then miss");
     Check(host.Services.GetRequiredKeyedService<IWasmCodeCache>("second") is MemoryCodeCache, "keyed cache");
+
+    var fleet = host.Services.GetRequiredKeyedService<IWasmCodeCache>("fleet");
+    fleet.Add(key, new MemoryStream([4, 5]));
+    Check(fleet is FileCache.Distributed.DistributedCodeCache && fleet.TryGet(key, out var fleetHit) && fleetHit.Length == 2, "distributed tier: authenticated add then get");
+    Check(await fleet.GetAsync(key) is { Length: 2 }, "distributed tier: async get");
+
+    using (var keyed = new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(dir, "keyed"), AuthenticationKey = new byte[32] }))
+    {
+        keyed.Add(key, new MemoryStream([6, 7, 8]));
+        bool sealedCopy = keyed.TryGetFile(key, out var copy);
+        Check(!OperatingSystem.IsLinux() || (sealedCopy && File.ReadAllBytes(copy!.Path).Length == 3), "authenticated disk hit as a sealed copy (memfd, native calls)");
+        copy?.Dispose();
+    }
 
     var settings = new WasmtimeEngineSettings();
     var wasm = Wasmtime.Module.ConvertText("(module (func (export \"answer\") (result i32) i32.const 42))");
