@@ -46,8 +46,9 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
     /// <param name="options">The options; an authentication key is required unless explicitly waived.</param>
     /// <param name="meterFactory">Creates the meter; optional.</param>
     /// <param name="logger">Receives store failures and rejected entries; optional.</param>
+    /// <param name="timeProvider">The clock of the circuit breaker and timeouts; optional.</param>
     /// <exception cref="ArgumentException">No authentication key and no explicit opt-out, or a key shorter than 16 bytes.</exception>
-    public DistributedCodeCache(IDistributedCache store, DistributedCodeCacheOptions options, IMeterFactory? meterFactory = null, ILogger<DistributedCodeCache>? logger = null)
+    public DistributedCodeCache(IDistributedCache store, DistributedCodeCacheOptions options, IMeterFactory? meterFactory = null, ILogger<DistributedCodeCache>? logger = null, TimeProvider? timeProvider = null)
     {
         ArgumentNullException.ThrowIfNull(store);
         ArgumentNullException.ThrowIfNull(options);
@@ -65,7 +66,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache
         _entryOptions = new DistributedCacheEntryOptions { SlidingExpiration = options.SlidingExpiration, AbsoluteExpirationRelativeToNow = options.AbsoluteExpiration };
         _metrics = new WasmCodeCacheMetrics(meterFactory, "distributed");
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        _pipeline = new ResiliencePipelineBuilder()
+        _pipeline = new ResiliencePipelineBuilder { TimeProvider = timeProvider ?? TimeProvider.System }
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
                 FailureRatio = 0.5,

@@ -28,7 +28,8 @@ public static class DistributedCodeCacheBuilderExtensions
                 "UseDistributed needs an IDistributedCache in the container, for example services.AddStackExchangeRedisCache(...)."),
             sp.GetRequiredService<IOptionsMonitor<DistributedCodeCacheOptions>>().Get(name),
             sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<DistributedCodeCache>>()));
+            sp.GetService<ILogger<DistributedCodeCache>>(),
+            sp.GetService<TimeProvider>()));
         builder.Services.AddOptions<DistributedCodeCacheOptions>(tierName).Configure(configure).ValidateOnStart();
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DistributedCodeCacheOptions>, DistributedCodeCacheOptionsValidator>());
         return builder;

@@ -167,8 +167,9 @@ public sealed class DistributedCodeCacheTests : IDisposable
     {
         var store = new FlakyStore(MemoryStore()) { Down = true };
         var options = Stores.Options();
-        options.BreakDuration = TimeSpan.FromMilliseconds(600);
-        var cache = new DistributedCodeCache(store, options);
+        options.BreakDuration = TimeSpan.FromSeconds(30);
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(); // the break ends when the test says, not after a sleep
+        var cache = new DistributedCodeCache(store, options, timeProvider: clock);
         var key = TestKeys.Key(1);
 
         for (int i = 0; i < 5; i++)
@@ -183,7 +184,10 @@ public sealed class DistributedCodeCacheTests : IDisposable
         Assert.Equal(callsWhileOpen, store.Calls);
 
         store.Down = false;
-        await Task.Delay(800);
+        clock.Advance(TimeSpan.FromSeconds(29));
+        Assert.Null(await cache.GetAsync(key)); // still open just before the break ends
+        Assert.Equal(callsWhileOpen, store.Calls);
+        clock.Advance(TimeSpan.FromSeconds(2));
         cache.Add(key, new MemoryStream([1, 2, 3]));
         Assert.Equal([1, 2, 3], Get(cache, key));
     }
