@@ -257,6 +257,11 @@ public sealed class DistributedCodeCacheTests : IDisposable
         Assert.Contains("origin=CacheHit", b.Output); // never compiled in B
         Assert.Contains("disk-holds-entry=True", b.Output);
         Assert.Single(Directory.GetFiles(diskB), f => Path.GetFileName(f).Length == 64);
+
+        // The promotion made B's next start a mapped disk hit: no trip to the store at all.
+        var bAgain = await Fleet.RunAsync(diskB, redis.Endpoint, prefix, wasmPath);
+        Assert.True(bAgain.ExitCode == 0, bAgain.Output);
+        Assert.Contains("origin=MappedFile", bAgain.Output);
     }
 
     private static byte[] Wasm(int salt) => global::Wasmtime.Module.ConvertText(
