@@ -1,28 +1,35 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
+using Garnet;
 
 namespace FileCache.Distributed.Tests;
 
 /// <summary>
-/// A real redis-server for the tests: the one CI started (FILECACHE_REDIS=host:port), or a private
-/// one this class starts on a free loopback port with persistence off. Without either, tests skip
-/// with the reason, unless FILECACHE_REQUIRE_REDIS=1 (CI sets it), where they fail instead.
+/// A real Redis-protocol server for the tests, so every distributed test runs on a machine with
+/// only the .NET SDK. In order: the server named by FILECACHE_REDIS=host:port (CI starts a
+/// redis-server); else, unless FILECACHE_STORE=garnet, a private redis-server on a free loopback
+/// port when one is on PATH; else Microsoft Garnet, a Redis-compatible server written in .NET,
+/// started in this process on a free loopback port.
 /// </summary>
 internal sealed class RedisServer : IDisposable
 {
     private Process? _process;
+    private GarnetServer? _garnet;
 
-    private RedisServer(int port, bool owned)
+    private RedisServer(int port, string kind)
     {
         Port = port;
-        Owned = owned;
+        Kind = kind;
     }
 
     public int Port { get; }
 
+    /// <summary>"external", "redis-server" or "garnet".</summary>
+    public string Kind { get; }
+
     /// <summary>Whether this object started the server (and may stop and restart it).</summary>
-    public bool Owned { get; }
+    public bool Owned => Kind != "external";
 
     public string Endpoint => $"127.0.0.1:{Port}";
 
@@ -31,31 +38,32 @@ internal sealed class RedisServer : IDisposable
 
     private static readonly Lazy<RedisServer> LazyShared = new(() =>
         Environment.GetEnvironmentVariable("FILECACHE_REDIS") is { Length: > 0 } endpoint
-            ? new RedisServer(int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture), owned: false)
+            ? new RedisServer(int.Parse(endpoint[(endpoint.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture), "external")
             : StartPrivate());
 
     /// <summary>Starts a private server (for tests that stop and restart it).</summary>
     public static RedisServer StartPrivate()
     {
-        string? binary = FindRedisServer();
-        bool required = Environment.GetEnvironmentVariable("FILECACHE_REQUIRE_REDIS") == "1";
-        if (binary is null)
-        {
-            if (required)
-            {
-                throw new InvalidOperationException("FILECACHE_REQUIRE_REDIS=1 but no redis-server is on PATH.");
-            }
-
-            Xunit.Skip.If(true, "No Redis: install redis-server (apt-get install redis-server) or set FILECACHE_REDIS=host:port to run the Redis tests.");
-        }
-
-        var server = new RedisServer(FreePort(), owned: true);
+        bool garnet = Environment.GetEnvironmentVariable("FILECACHE_STORE") == "garnet" || FindRedisServer() is null;
+        var server = new RedisServer(FreePort(), garnet ? "garnet" : "redis-server");
         server.Start();
         return server;
     }
 
     public void Start()
     {
+        if (Kind == "garnet")
+        {
+            if (_garnet is null)
+            {
+                _garnet = new GarnetServer(["--bind", "127.0.0.1", "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--lua", "true"]);
+                _garnet.Start();
+            }
+
+            WaitForPort("Garnet");
+            return;
+        }
+
         if (!Owned || _process is { HasExited: false })
         {
             return;
@@ -70,6 +78,32 @@ internal sealed class RedisServer : IDisposable
         _process = Process.Start(info)!;
         _process.OutputDataReceived += (_, _) => { };
         _process.BeginOutputReadLine();
+        WaitForPort("redis-server");
+    }
+
+    public void Stop()
+    {
+        if (_garnet is not null)
+        {
+            _garnet.Dispose(); // closes the listener and every connection, like a killed server
+            _garnet = null;
+        }
+
+        if (Owned && _process is { HasExited: false })
+        {
+            _process.Kill();
+            _process.WaitForExit();
+        }
+    }
+
+    public void Dispose()
+    {
+        Stop();
+        _process?.Dispose();
+    }
+
+    private void WaitForPort(string what)
+    {
         var until = DateTime.UtcNow.AddSeconds(20);
         while (DateTime.UtcNow < until)
         {
@@ -85,22 +119,7 @@ internal sealed class RedisServer : IDisposable
             }
         }
 
-        throw new InvalidOperationException($"redis-server did not start on port {Port}.");
-    }
-
-    public void Stop()
-    {
-        if (Owned && _process is { HasExited: false })
-        {
-            _process.Kill();
-            _process.WaitForExit();
-        }
-    }
-
-    public void Dispose()
-    {
-        Stop();
-        _process?.Dispose();
+        throw new InvalidOperationException($"{what} did not start on port {Port}.");
     }
 
     private static string? FindRedisServer()
