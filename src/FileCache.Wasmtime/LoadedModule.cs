@@ -20,20 +20,33 @@ public enum ModuleOrigin
 
     /// <summary>Another caller in this process was compiling the same key; this call used its result.</summary>
     SharedCompile,
+
+    /// <summary>Already loaded on this engine: the live module was shared, with no bytes read or deserialized.</summary>
+    LiveModule,
 }
 
 /// <summary>A module from <see cref="WasmtimeModuleCache"/>, with how it was obtained.</summary>
+/// <remarks>
+/// The module may be shared with other loads of the same key on the same engine (live modules):
+/// dispose this object when done with it, never <see cref="Module"/> itself. The module stays valid
+/// until this object is disposed, even if the loader evicts it meanwhile.
+/// </remarks>
 public sealed class LoadedModule : IDisposable
 {
-    internal LoadedModule(WasmModule module, ModuleOrigin origin, CacheKey key, TimeSpan elapsed)
+    private readonly LiveModules _owner;
+    private LiveModules.Entry? _lease;
+
+    internal LoadedModule(LiveModules owner, LiveModules.Entry lease, ModuleOrigin origin, TimeSpan elapsed)
     {
-        Module = module;
+        _owner = owner;
+        _lease = lease;
+        Module = lease.Module;
         Origin = origin;
-        Key = key;
+        Key = lease.Key;
         Elapsed = elapsed;
     }
 
-    /// <summary>The module; disposed with this object.</summary>
+    /// <summary>The module; valid until this object is disposed. Do not dispose it yourself.</summary>
     public WasmModule Module { get; }
 
     /// <summary>Where its machine code came from.</summary>
@@ -45,9 +58,15 @@ public sealed class LoadedModule : IDisposable
     /// <summary>How long the load took, including key derivation and any compile.</summary>
     public TimeSpan Elapsed { get; }
 
-    /// <summary>Whether the machine code came from the cache.</summary>
-    public bool IsHit => Origin is ModuleOrigin.MappedFile or ModuleOrigin.CacheHit;
+    /// <summary>Whether the machine code came from a cache (live, mapped or read).</summary>
+    public bool IsHit => Origin is ModuleOrigin.MappedFile or ModuleOrigin.CacheHit or ModuleOrigin.LiveModule;
 
-    /// <summary>Disposes the module.</summary>
-    public void Dispose() => Module.Dispose();
+    /// <summary>Releases this load's hold on the module; the module is disposed once no load holds it and the loader no longer keeps it.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _lease, null) is { } lease)
+        {
+            _owner.Release(lease);
+        }
+    }
 }

@@ -3,6 +3,7 @@ using FileCache;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -13,19 +14,36 @@ public static class WasmtimeBuilderExtensions
     /// (keyed like the cache when the builder is keyed).</summary>
     /// <param name="builder">The cache builder.</param>
     /// <returns>The builder.</returns>
-    public static IWasmCodeCacheBuilder AddWasmtime(this IWasmCodeCacheBuilder builder)
+    public static IWasmCodeCacheBuilder AddWasmtime(this IWasmCodeCacheBuilder builder) => builder.AddWasmtime(null);
+
+    /// <summary>Registers a <see cref="WasmtimeModuleCache"/> singleton over this builder's cache
+    /// (keyed like the cache when the builder is keyed), with options validated at start.</summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="configure">Configures the loader (for example <see cref="WasmtimeModuleCacheOptions.LiveModuleBudget"/>); optional.</param>
+    /// <returns>The builder.</returns>
+    public static IWasmCodeCacheBuilder AddWasmtime(this IWasmCodeCacheBuilder builder, Action<WasmtimeModuleCacheOptions>? configure)
     {
         ArgumentNullException.ThrowIfNull(builder);
-        if (builder.Name.Length == 0)
+        string name = builder.Name;
+        var options = builder.Services.AddOptions<WasmtimeModuleCacheOptions>(name)
+            .Validate(static o => o.LiveModuleBudget >= 0, "WasmtimeModuleCacheOptions.LiveModuleBudget must not be negative.")
+            .ValidateOnStart();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        if (name.Length == 0)
         {
             builder.Services.TryAddSingleton(static sp => new WasmtimeModuleCache(
-                sp.GetRequiredService<IWasmCodeCache>(), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>()));
+                sp.GetRequiredService<IWasmCodeCache>(), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>(),
+                sp.GetRequiredService<IOptionsMonitor<WasmtimeModuleCacheOptions>>().Get(Options.Options.DefaultName)));
         }
         else
         {
-            string key = builder.Name;
-            builder.Services.TryAddKeyedSingleton(key, (sp, _) => new WasmtimeModuleCache(
-                sp.GetRequiredKeyedService<IWasmCodeCache>(key), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>()));
+            builder.Services.TryAddKeyedSingleton(name, (sp, _) => new WasmtimeModuleCache(
+                sp.GetRequiredKeyedService<IWasmCodeCache>(name), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>(),
+                sp.GetRequiredService<IOptionsMonitor<WasmtimeModuleCacheOptions>>().Get(name)));
         }
 
         return builder;

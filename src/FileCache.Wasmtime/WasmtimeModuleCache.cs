@@ -23,20 +23,30 @@ public sealed partial class WasmtimeModuleCache
     private readonly ILogger _logger;
     private readonly Counter<long> _loads;
     private readonly ConcurrentDictionary<CacheKey, Task<byte[]>> _compiling = new();
+    private readonly LiveModules _live;
 
     /// <summary>Creates the loader over a cache.</summary>
     /// <param name="cache">The cache (any backend or tiers).</param>
     /// <param name="logger">Receives incompatible entries and cache failures; optional.</param>
     /// <param name="meterFactory">Creates the meter for <c>filecache.wasmtime.loads</c>; optional.</param>
-    public WasmtimeModuleCache(IWasmCodeCache cache, ILogger<WasmtimeModuleCache>? logger = null, IMeterFactory? meterFactory = null)
+    /// <param name="options">The options; <see langword="null"/> for the defaults.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><see cref="WasmtimeModuleCacheOptions.LiveModuleBudget"/> is negative.</exception>
+    public WasmtimeModuleCache(IWasmCodeCache cache, ILogger<WasmtimeModuleCache>? logger = null, IMeterFactory? meterFactory = null, WasmtimeModuleCacheOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
+        long budget = (options ?? new WasmtimeModuleCacheOptions()).LiveModuleBudget;
+        if (budget < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(options), budget, "WasmtimeModuleCacheOptions.LiveModuleBudget must not be negative.");
+        }
+
+        _live = new LiveModules(budget);
         _cache = cache;
         // A tier that can pin verified files lets Wasmtime map the entry instead of copying it.
         _files = cache as ICacheEntryFileSource ?? (cache as TieredCodeCache)?.Tiers.OfType<ICacheEntryFileSource>().FirstOrDefault();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         var meter = meterFactory?.Create(new MeterOptions(Diagnostics.WasmCodeCacheMetrics.MeterName)) ?? SharedMeter;
-        _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules loaded, tagged by filecache.origin (mappedfile, cachehit, compiled, recompiled, sharedcompile).");
+        _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile).");
     }
 
     private static readonly Meter SharedMeter = new(Diagnostics.WasmCodeCacheMetrics.MeterName);
@@ -57,10 +67,15 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(name);
         long start = Stopwatch.GetTimestamp();
         var key = settings.DeriveKey(wasm);
+        if (_live.TryLease(engine, key) is { } live)
+        {
+            return Done(live, ModuleOrigin.LiveModule, start);
+        }
+
         bool hadIncompatible = false;
         if (TryLoadCached(engine, name, key, ref hadIncompatible) is { } hit)
         {
-            return Done(hit.Module, hit.Origin, key, start);
+            return Done(engine, hit, key, start);
         }
 
         return CompileOnce(engine, name, key, wasm, validate, hadIncompatible, start, cancellationToken);
@@ -75,7 +90,7 @@ public sealed partial class WasmtimeModuleCache
             if (_compiling.TryGetValue(key, out var running))
             {
                 var bytes = running.WaitAsync(cancellationToken).GetAwaiter().GetResult();
-                return Done(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, key, start);
+                return Shared(engine, name, key, bytes, start);
             }
         }
 
@@ -85,14 +100,14 @@ public sealed partial class WasmtimeModuleCache
             if (!hadIncompatible && TryLoadCached(engine, name, key, ref hadIncompatible) is { } late)
             {
                 compiled.SetResult(late.Module.Serialize()); // for callers that queued behind this one
-                return Done(late.Module, late.Origin, key, start);
+                return Done(engine, late, key, start);
             }
 
             var module = Compile(engine, name, wasm, validate);
             var serialized = module.Serialize();
             compiled.SetResult(serialized);
             Store(key, serialized);
-            return Done(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, key, start);
+            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key, start);
         }
         catch (Exception e)
         {
@@ -121,24 +136,29 @@ public sealed partial class WasmtimeModuleCache
         cancellationToken.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
         var key = settings.DeriveKey(wasm.Span);
+        if (_live.TryLease(engine, key) is { } live)
+        {
+            return Done(live, ModuleOrigin.LiveModule, start);
+        }
+
         if (_compiling.TryGetValue(key, out var running))
         {
             var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return Done(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, key, start);
+            return Shared(engine, name, key, bytes, start);
         }
 
         // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
         var (hit, hadIncompatible) = await TryLoadCachedAsync(engine, name, key, cancellationToken).ConfigureAwait(false);
         if (hit is { } found)
         {
-            return Done(found.Module, found.Origin, key, start);
+            return Done(engine, found, key, start);
         }
 
         // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
         return await Task.Run(() => CompileOnce(engine, name, key, wasm.Span, validate, hadIncompatible, start, cancellationToken), cancellationToken).ConfigureAwait(false);
     }
 
-    private async ValueTask<((WasmModule Module, ModuleOrigin Origin)? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
+    private async ValueTask<(Loaded? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
     {
         bool hadIncompatible = false;
         Stream? content;
@@ -165,13 +185,12 @@ public sealed partial class WasmtimeModuleCache
 
         using (content)
         {
-            var loaded = TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
-            return (loaded is null ? null : (loaded, ModuleOrigin.CacheHit), hadIncompatible);
+            return (TryDeserializeBytes(engine, name, key, content, ref hadIncompatible), hadIncompatible);
         }
     }
 
     /// <summary>Tries the file source; <see langword="true"/> when it answered (a mapped module, or an entry this engine cannot use).</summary>
-    private bool TryLoadMapped(Engine engine, string name, CacheKey key, ref bool hadIncompatible, out (WasmModule Module, ModuleOrigin Origin)? result)
+    private bool TryLoadMapped(Engine engine, string name, CacheKey key, ref bool hadIncompatible, out Loaded? result)
     {
         result = null;
         if (_files is null || !_files.TryGetFile(key, out var file))
@@ -183,14 +202,14 @@ public sealed partial class WasmtimeModuleCache
         {
             if (TryDeserialize(() => WasmModule.DeserializeFile(engine, name, file.Path), key, ref hadIncompatible) is { } mapped)
             {
-                result = (mapped, ModuleOrigin.MappedFile);
+                result = new Loaded(mapped, ModuleOrigin.MappedFile, file.PayloadLength);
             }
 
             return true;
         }
     }
 
-    private (WasmModule Module, ModuleOrigin Origin)? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)
+    private Loaded? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)
     {
         try
         {
@@ -206,8 +225,7 @@ public sealed partial class WasmtimeModuleCache
 
             using (content)
             {
-                var loaded = TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
-                return loaded is null ? null : (loaded, ModuleOrigin.CacheHit);
+                return TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
             }
         }
         catch (Exception e) when (IsCacheFailure(e))
@@ -217,12 +235,14 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
-    private WasmModule? TryDeserializeBytes(Engine engine, string name, CacheKey key, Stream content, ref bool hadIncompatible)
+    private Loaded? TryDeserializeBytes(Engine engine, string name, CacheKey key, Stream content, ref bool hadIncompatible)
     {
         var bytes = content is MemoryStream memory && memory.TryGetBuffer(out var segment)
             ? segment
             : new ArraySegment<byte>(ReadAll(content));
-        return TryDeserialize(() => WasmModule.Deserialize(engine, name, bytes), key, ref hadIncompatible);
+        return TryDeserialize(() => WasmModule.Deserialize(engine, name, bytes), key, ref hadIncompatible) is { } module
+            ? new Loaded(module, ModuleOrigin.CacheHit, bytes.Count)
+            : null;
     }
 
     private WasmModule? TryDeserialize(Func<WasmModule> deserialize, CacheKey key, ref bool hadIncompatible)
@@ -286,11 +306,38 @@ public sealed partial class WasmtimeModuleCache
         return copy.ToArray();
     }
 
-    private LoadedModule Done(WasmModule module, ModuleOrigin origin, CacheKey key, long start)
+    /// <summary>
+    /// Drops the live modules of <paramref name="engine"/> (modules still held by a
+    /// <see cref="LoadedModule"/> are disposed when it is). Call it before disposing an engine whose
+    /// modules should not wait for the engine to be collected.
+    /// </summary>
+    /// <param name="engine">The engine.</param>
+    /// <returns>How many live modules were dropped.</returns>
+    public int Forget(Engine engine)
+    {
+        ArgumentNullException.ThrowIfNull(engine);
+        return _live.Forget(engine);
+    }
+
+    /// <summary>Bytes of live modules held (their serialized sizes), for diagnostics and tests.</summary>
+    public long LiveModuleBytes => _live.Bytes;
+
+    private LoadedModule Shared(Engine engine, string name, CacheKey key, byte[] bytes, long start)
+        => _live.TryLease(engine, key) is { } live // the compiling caller used this engine too
+            ? Done(live, ModuleOrigin.SharedCompile, start)
+            : Done(engine, new Loaded(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, bytes.Length), key, start);
+
+    private LoadedModule Done(Engine engine, Loaded loaded, CacheKey key, long start)
+        => Done(_live.Add(engine, key, loaded.Module, loaded.Size), loaded.Origin, start);
+
+    private LoadedModule Done(LiveModules.Entry lease, ModuleOrigin origin, long start)
     {
         _loads.Add(1, new KeyValuePair<string, object?>("filecache.origin", origin.ToString().ToLowerInvariant()));
-        return new LoadedModule(module, origin, key, Stopwatch.GetElapsedTime(start));
+        return new LoadedModule(_live, lease, origin, Stopwatch.GetElapsedTime(start));
     }
+
+    /// <summary>A module this call obtained, where from, and its serialized size (for the live budget).</summary>
+    private readonly record struct Loaded(WasmModule Module, ModuleOrigin Origin, long Size);
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); deleted, compiling again")]
     private static partial void LogIncompatible(ILogger logger, CacheKey key, string reason);

@@ -1,0 +1,56 @@
+using BenchmarkDotNet.Attributes;
+using FileCache.Disk;
+using FileCache.Wasmtime;
+using Wasmtime;
+
+namespace FileCache.Benchmarks;
+
+/// <summary>
+/// A repeated load of one module on one engine (issue 10's live modules), against a disk hit on a
+/// fresh engine and against deriving the key alone, which is all a live hit does besides a lookup.
+/// </summary>
+[MemoryDiagnoser]
+[MedianColumn]
+public class LiveModuleBenchmarks
+{
+    private string _dir = "";
+    private byte[] _wasm = [];
+    private Engine _engine = null!;
+    private WasmtimeModuleCache _loader = null!;
+    private readonly WasmtimeEngineSettings _settings = new();
+
+    [Params("tiny (127 B)", "sql-wasm.wasm")]
+    public string Module { get; set; } = "";
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _wasm = Module == "sql-wasm.wasm"
+            ? File.ReadAllBytes(Path.Join(WasmtimeBenchmarks.ModulesDirectory(), Module))
+            : global::Wasmtime.Module.ConvertText("(module (func (export \"answer\") (result i32) i32.const 42))");
+        _dir = Path.Join(Path.GetTempPath(), "filecache-live-bench-" + Guid.NewGuid().ToString("N"));
+        _loader = new WasmtimeModuleCache(new DiskCodeCache(_dir));
+        _engine = _settings.CreateEngine();
+        _loader.Load(_engine, _settings, "m", _wasm).Dispose();
+    }
+
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _engine.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    [Benchmark(Baseline = true)]
+    public CacheKey DeriveKeyOnly() => _settings.DeriveKey(_wasm);
+
+    [Benchmark]
+    public void LiveModuleHit()
+    {
+        using var loaded = _loader.Load(_engine, _settings, "m", _wasm);
+        if (loaded.Origin != ModuleOrigin.LiveModule)
+        {
+            throw new InvalidOperationException($"expected a live module, got {loaded.Origin}");
+        }
+    }
+}
