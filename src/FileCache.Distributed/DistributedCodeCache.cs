@@ -29,7 +29,7 @@ namespace FileCache.Distributed;
 /// writes; entries up to <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> need no chunking
 /// (Redis takes strings up to 512 MB).
 /// </remarks>
-public sealed partial class DistributedCodeCache : IWasmCodeCache
+public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCodeCache
 {
     private readonly IDistributedCache _store;
     private readonly IBufferDistributedCache? _bufferStore;

@@ -106,7 +106,7 @@ public sealed partial class WasmtimeModuleCache
             var module = Compile(engine, name, wasm, validate);
             var serialized = module.Serialize();
             compiled.SetResult(serialized);
-            Store(key, serialized);
+            Store(key, serialized, localOnly: hadIncompatible);
             return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key, start);
         }
         catch (Exception e)
@@ -200,12 +200,18 @@ public sealed partial class WasmtimeModuleCache
 
         using (file)
         {
-            if (TryDeserialize(() => WasmModule.DeserializeFile(engine, name, file.Path), key, ref hadIncompatible) is { } mapped)
+            try
             {
-                result = new Loaded(mapped, ModuleOrigin.MappedFile, file.PayloadLength);
+                result = new Loaded(WasmModule.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength);
+                return true;
             }
-
-            return true;
+            catch (WasmtimeException e)
+            {
+                // Mapping can fail for reasons of its own (no /proc, a descriptor limit): the verified
+                // bytes decide whether the entry itself is unusable.
+                LogMappedFailed(_logger, key, e.Message);
+                return false;
+            }
         }
     }
 
@@ -254,11 +260,12 @@ public sealed partial class WasmtimeModuleCache
         catch (WasmtimeException e)
         {
             // Built by another Wasmtime or with other settings under this key: useless to this engine.
+            // Removed only where this host owns it: a shared (fleet) tier keeps it for hosts that can use it.
             hadIncompatible = true;
             LogIncompatible(_logger, key, e.Message);
             try
             {
-                _cache.Delete(key);
+                _cache.DeleteLocal(key);
             }
             catch (Exception d) when (IsCacheFailure(d))
             {
@@ -285,12 +292,19 @@ public sealed partial class WasmtimeModuleCache
         return WasmModule.FromBytes(engine, name, wasm);
     }
 
-    private void Store(CacheKey key, byte[] serialized)
+    private void Store(CacheKey key, byte[] serialized, bool localOnly)
     {
         try
         {
             using var content = new MemoryStream(serialized, writable: false);
-            _cache.Add(key, content);
+            if (localOnly)
+            {
+                _cache.AddLocal(key, content); // the shared entry stays for the hosts that can use it
+            }
+            else
+            {
+                _cache.Add(key, content);
+            }
         }
         catch (Exception e) when (IsCacheFailure(e))
         {
@@ -339,8 +353,11 @@ public sealed partial class WasmtimeModuleCache
     /// <summary>A module this call obtained, where from, and its serialized size (for the live budget).</summary>
     private readonly record struct Loaded(WasmModule Module, ModuleOrigin Origin, long Size);
 
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); deleted, compiling again")]
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); removed from this host's tiers, compiling again")]
     private static partial void LogIncompatible(ILogger logger, CacheKey key, string reason);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Mapping the cache entry {Key} failed ({Reason}); trying its bytes")]
+    private static partial void LogMappedFailed(ILogger logger, CacheKey key, string reason);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "The code cache failed to {Operation} key {Key}; continuing without it")]
     private static partial void LogCacheFailed(ILogger logger, string operation, CacheKey key, Exception exception);

@@ -255,6 +255,34 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, IDisposable, IAsyn
         _metrics.Deleted();
     }
 
+    /// <summary>
+    /// Runs <paramref name="operation"/> on every tier that is not an <see cref="ISharedWasmCodeCache"/>;
+    /// failures are logged and counted like any tier failure and then rethrown.
+    /// </summary>
+    internal void ForEachLocalTier(Action<IWasmCodeCache> operation, CacheKey key, string name)
+    {
+        List<Exception>? failures = null;
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            if (_tiers[i] is ISharedWasmCodeCache)
+            {
+                continue;
+            }
+
+            try
+            {
+                operation(_tiers[i]);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, name, key, e);
+                (failures ??= []).Add(e);
+            }
+        }
+
+        ThrowIfFailed(failures, key, name);
+    }
+
     /// <summary>Disposes the tiers when this cache owns them.</summary>
     public void Dispose()
     {
