@@ -9,9 +9,11 @@ namespace FileCache.Wasmtime;
 /// <see cref="CreateEngine"/> builds the engine with exactly these settings.
 /// </summary>
 /// <remarks>
-/// Defaults follow Wasmtime's. Configure anything else that changes code (pooling allocator,
-/// custom memory settings) through these properties, not on the engine afterwards, or keys stop
-/// describing the code.
+/// Defaults follow Wasmtime's; a nullable property left null keeps Wasmtime's own default. Every
+/// Wasmtime 50 <c>Config</c> setting that changes compiled code is a property here (a test
+/// enumerates <c>Config</c>'s methods and fails on any that is neither covered nor listed as
+/// code-neutral with its reason). Create engines with <see cref="CreateEngine"/>: the loader refuses
+/// an engine made any other way, since it could not know whether the key describes its code.
 /// </remarks>
 [WasmCodeCacheKey("filecache/wasmtime-engine", Version = 1, VersionOf = [typeof(Engine)], IncludeCpuFeatures = true)]
 public sealed partial record WasmtimeEngineSettings
@@ -76,6 +78,33 @@ public sealed partial record WasmtimeEngineSettings
     /// <summary>The guard region after memories in bytes, which decides bounds-check elision; null keeps Wasmtime's default.</summary>
     public ulong? MemoryGuardSize { get; init; }
 
+    /// <summary>Extra reservation for memory growth in bytes (<c>WithMemoryReservationForGrowth</c>); null keeps Wasmtime's default.</summary>
+    public ulong? MemoryReservationForGrowth { get; init; }
+
+    /// <summary>Whether linear memories may move when they grow (<c>WithMemoryMayMove</c>); null keeps Wasmtime's default.</summary>
+    public bool? MemoryMayMove { get; init; }
+
+    /// <summary>Traps through signal handlers instead of explicit checks in the code (<c>WithSignalsBasedTraps</c>); null keeps Wasmtime's default.</summary>
+    public bool? SignalsBasedTraps { get; init; }
+
+    /// <summary>Unwind information in compiled code (<c>WithUnwindInfo</c>); null keeps Wasmtime's default.</summary>
+    public bool? UnwindInfo { get; init; }
+
+    /// <summary>The component model (<c>WithComponentModel</c>); null keeps Wasmtime's default.</summary>
+    public bool? ComponentModel { get; init; }
+
+    /// <summary>The compiler (<c>WithCompilerStrategy</c>; default <see cref="global::Wasmtime.CompilerStrategy.Auto"/>, which is Cranelift).</summary>
+    public CompilerStrategy CompilerStrategy { get; init; } = CompilerStrategy.Auto;
+
+    /// <summary>Branch hinting (default off).</summary>
+    public bool BranchHinting { get; init; }
+
+    /// <summary>Wide arithmetic (default off).</summary>
+    public bool WideArithmetic { get; init; }
+
+    /// <summary>The pooling instance allocator with its default configuration (<c>WithPoolingAllocationStrategy</c>; default off).</summary>
+    public bool PoolingAllocator { get; init; }
+
     /// <summary>Creates a Wasmtime configuration with exactly these settings.</summary>
     /// <returns>A new configuration that the caller owns (an <see cref="Engine"/> takes it over).</returns>
     public Config CreateConfig()
@@ -97,7 +126,10 @@ public sealed partial record WasmtimeEngineSettings
             .WithGc(GarbageCollection)
             .WithExceptions(Exceptions)
             .WithCraneliftNaNCanonicalization(NaNCanonicalization)
-            .WithDebugInfo(DebugInfo);
+            .WithDebugInfo(DebugInfo)
+            .WithCompilerStrategy(CompilerStrategy)
+            .WithBranchHinting(BranchHinting)
+            .WithWideArithmetic(WideArithmetic);
         if (MemoryReservation is { } reservation)
         {
             config = config.WithStaticMemoryMaximumSize(reservation);
@@ -108,10 +140,53 @@ public sealed partial record WasmtimeEngineSettings
             config = config.WithMemoryGuardSize(guard);
         }
 
+        if (MemoryReservationForGrowth is { } growth)
+        {
+            config = config.WithMemoryReservationForGrowth(growth);
+        }
+
+        if (MemoryMayMove is { } mayMove)
+        {
+            config = config.WithMemoryMayMove(mayMove);
+        }
+
+        if (SignalsBasedTraps is { } signals)
+        {
+            config = config.WithSignalsBasedTraps(signals);
+        }
+
+        if (UnwindInfo is { } unwind)
+        {
+            config = config.WithUnwindInfo(unwind);
+        }
+
+        if (ComponentModel is { } components)
+        {
+            config = config.WithComponentModel(components);
+        }
+
+        if (PoolingAllocator)
+        {
+            using var pooling = new PoolingAllocationConfig();
+            config = config.WithPoolingAllocationStrategy(pooling);
+        }
+
         return config;
     }
 
-    /// <summary>Creates an engine with exactly these settings.</summary>
+    /// <summary>Creates an engine with exactly these settings, bound to them: <see cref="WasmtimeModuleCache"/>
+    /// refuses to load with it under other settings.</summary>
     /// <returns>A new engine that the caller owns.</returns>
-    public Engine CreateEngine() => new(CreateConfig());
+    public Engine CreateEngine()
+    {
+        var engine = new Engine(CreateConfig());
+        EngineBindings.AddOrUpdate(engine, this);
+        return engine;
+    }
+
+    /// <summary>The settings <paramref name="engine"/> was created from by <see cref="CreateEngine"/>, if any.</summary>
+    internal static WasmtimeEngineSettings? BoundTo(Engine engine) => EngineBindings.TryGetValue(engine, out var settings) ? settings : null;
+
+    // Weak on the engine: a binding lives as long as its engine.
+    private static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Engine, WasmtimeEngineSettings> EngineBindings = new();
 }

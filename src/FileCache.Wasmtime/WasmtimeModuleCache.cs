@@ -65,6 +65,7 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
+        ThrowIfNotBound(engine, settings);
         long start = Stopwatch.GetTimestamp();
         var key = settings.DeriveKey(wasm);
         if (_live.TryLease(engine, key) is { } live)
@@ -133,6 +134,7 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
+        ThrowIfNotBound(engine, settings);
         cancellationToken.ThrowIfCancellationRequested();
         long start = Stopwatch.GetTimestamp();
         var key = settings.DeriveKey(wasm.Span);
@@ -273,6 +275,30 @@ public sealed partial class WasmtimeModuleCache
             }
 
             return null;
+        }
+    }
+
+    /// <summary>
+    /// With <see cref="WasmtimeEngineSettings"/> the key must describe the engine's code, so the engine
+    /// must come from <see cref="WasmtimeEngineSettings.CreateEngine"/> with equal settings. (A custom
+    /// key type is the caller's promise.)
+    /// </summary>
+    private static void ThrowIfNotBound(Engine engine, IWasmCodeCacheKey settings)
+    {
+        if (settings is not WasmtimeEngineSettings wanted)
+        {
+            return;
+        }
+
+        var bound = WasmtimeEngineSettings.BoundTo(engine);
+        if (bound is null)
+        {
+            throw new ArgumentException("The engine was not created by WasmtimeEngineSettings.CreateEngine(), so the loader cannot know that the settings describe its code; create it with settings.CreateEngine().", nameof(engine));
+        }
+
+        if (!bound.Equals(wanted))
+        {
+            throw new ArgumentException($"The engine was created from other settings than the ones passed ({bound} against {wanted}); its code would be cached under the wrong key.", nameof(settings));
         }
     }
 

@@ -1,0 +1,116 @@
+using System.Reflection;
+using Wasmtime;
+
+namespace FileCache.Wasmtime.Tests;
+
+/// <summary>
+/// Keys describe the code (issue 10): every Wasmtime <c>Config</c> setting is either a
+/// <see cref="WasmtimeEngineSettings"/> property (so it is in the key) or listed here as code-neutral
+/// with a reason. A Wasmtime upgrade that adds a setting fails this test until someone decides.
+/// </summary>
+public sealed class EngineSettingsCoverageTests
+{
+    private static readonly Dictionary<string, string> Covered = new()
+    {
+        ["WithBranchHinting"] = nameof(WasmtimeEngineSettings.BranchHinting),
+        ["WithBulkMemory"] = nameof(WasmtimeEngineSettings.BulkMemory),
+        ["WithCompilerStrategy"] = nameof(WasmtimeEngineSettings.CompilerStrategy),
+        ["WithComponentModel"] = nameof(WasmtimeEngineSettings.ComponentModel),
+        ["WithCraneliftNaNCanonicalization"] = nameof(WasmtimeEngineSettings.NaNCanonicalization),
+        ["WithDebugInfo"] = nameof(WasmtimeEngineSettings.DebugInfo),
+        ["WithEpochInterruption"] = nameof(WasmtimeEngineSettings.EpochInterruption),
+        ["WithExceptions"] = nameof(WasmtimeEngineSettings.Exceptions),
+        ["WithFuelConsumption"] = nameof(WasmtimeEngineSettings.ConsumeFuel),
+        ["WithFunctionReferences"] = nameof(WasmtimeEngineSettings.FunctionReferences),
+        ["WithGc"] = nameof(WasmtimeEngineSettings.GarbageCollection),
+        ["WithMemory64"] = nameof(WasmtimeEngineSettings.Memory64),
+        ["WithMemoryGuardSize"] = nameof(WasmtimeEngineSettings.MemoryGuardSize),
+        ["WithMemoryMayMove"] = nameof(WasmtimeEngineSettings.MemoryMayMove),
+        ["WithMemoryReservationForGrowth"] = nameof(WasmtimeEngineSettings.MemoryReservationForGrowth),
+        ["WithMultiMemory"] = nameof(WasmtimeEngineSettings.MultiMemory),
+        ["WithMultiValue"] = nameof(WasmtimeEngineSettings.MultiValue),
+        ["WithOptimizationLevel"] = nameof(WasmtimeEngineSettings.Optimization),
+        ["WithPoolingAllocationStrategy"] = nameof(WasmtimeEngineSettings.PoolingAllocator),
+        ["WithReferenceTypes"] = nameof(WasmtimeEngineSettings.ReferenceTypes),
+        ["WithRelaxedSIMD"] = nameof(WasmtimeEngineSettings.RelaxedSimd),
+        ["WithSignalsBasedTraps"] = nameof(WasmtimeEngineSettings.SignalsBasedTraps),
+        ["WithSIMD"] = nameof(WasmtimeEngineSettings.Simd),
+        ["WithStaticMemoryMaximumSize"] = nameof(WasmtimeEngineSettings.MemoryReservation),
+        ["WithTailCalls"] = nameof(WasmtimeEngineSettings.TailCalls),
+        ["WithUnwindInfo"] = nameof(WasmtimeEngineSettings.UnwindInfo),
+        ["WithWasmThreads"] = nameof(WasmtimeEngineSettings.Threads),
+        ["WithWideArithmetic"] = nameof(WasmtimeEngineSettings.WideArithmetic),
+    };
+
+    private static readonly Dictionary<string, string> CodeNeutral = new()
+    {
+        ["WithCacheConfig"] = "where Wasmtime's own cache lives; FileCache replaces it",
+        ["WithCraneliftDebugVerifier"] = "checks Cranelift's output; the output is the same",
+        ["WithMacosMachPorts"] = "how traps reach the process on macOS, not what is compiled",
+        ["WithMaximumStackSize"] = "a run-time limit read from the store, not compiled in",
+        ["WithMemoryInitCopyOnWrite"] = "how instances initialise memory at instantiation",
+        ["WithParallelCompilation"] = "how fast compiling runs, not what it produces",
+        ["WithProfilingStrategy"] = "registers compiled code with a profiler at load time",
+    };
+
+    [Fact]
+    public void EveryConfigSetting_IsCoveredOrListedAsCodeNeutral()
+    {
+        var settings = typeof(Config).GetMethods(BindingFlags.Public | BindingFlags.Instance | BindingFlags.DeclaredOnly)
+            .Where(m => m.Name.StartsWith("With", StringComparison.Ordinal)).Select(m => m.Name).Distinct().ToArray();
+        var unknown = settings.Where(s => !Covered.ContainsKey(s) && !CodeNeutral.ContainsKey(s)).ToArray();
+        Assert.True(unknown.Length == 0, "Wasmtime Config settings neither covered by WasmtimeEngineSettings nor listed as code-neutral: " + string.Join(", ", unknown));
+        Assert.Empty(Covered.Keys.Concat(CodeNeutral.Keys).Except(settings)); // no stale entries
+        foreach (var property in Covered.Values)
+        {
+            Assert.NotNull(typeof(WasmtimeEngineSettings).GetProperty(property));
+        }
+    }
+
+    public static TheoryData<string> NewSettings() =>
+        ["MemoryReservationForGrowth", "MemoryMayMove", "SignalsBasedTraps", "UnwindInfo", "ComponentModel", "CompilerStrategy", "BranchHinting", "WideArithmetic", "PoolingAllocator"];
+
+    [Theory]
+    [MemberData(nameof(NewSettings))]
+    public void EachNewSetting_ChangesTheKey_AndMakesAWorkingEngine(string property)
+    {
+        var plain = new WasmtimeEngineSettings();
+        var changed = property switch
+        {
+            "MemoryReservationForGrowth" => plain with { MemoryReservationForGrowth = 1 << 20 },
+            "MemoryMayMove" => plain with { MemoryMayMove = false },
+            "SignalsBasedTraps" => plain with { SignalsBasedTraps = false },
+            "UnwindInfo" => plain with { UnwindInfo = false },
+            "ComponentModel" => plain with { ComponentModel = false },
+            "CompilerStrategy" => plain with { CompilerStrategy = CompilerStrategy.Cranelift },
+            "BranchHinting" => plain with { BranchHinting = true },
+            "WideArithmetic" => plain with { WideArithmetic = true },
+            _ => plain with { PoolingAllocator = true },
+        };
+        var wasm = global::Wasmtime.Module.ConvertText("(module (func (export \"answer\") (result i32) i32.const 42))");
+        Assert.NotEqual(plain.DeriveKey(wasm), changed.DeriveKey(wasm));
+        using var engine = changed.CreateEngine();
+        using var loaded = new WasmtimeModuleCache(new FileCache.Memory.MemoryCodeCache()).Load(engine, changed, "m", wasm);
+        using var store = new Store(engine);
+        Assert.Equal(42, (int)new Instance(store, loaded.Module).GetFunction("answer")!.Invoke()!);
+    }
+
+    [Fact]
+    public void AnEngineIsBoundToItsSettings()
+    {
+        var loader = new WasmtimeModuleCache(new FileCache.Memory.MemoryCodeCache());
+        var plain = new WasmtimeEngineSettings();
+        var wasm = global::Wasmtime.Module.ConvertText("(module)");
+        using var fuelEngine = (plain with { ConsumeFuel = true }).CreateEngine();
+        var differ = Assert.Throws<ArgumentException>(() => loader.Load(fuelEngine, plain, "m", wasm));
+        Assert.Contains("other settings", differ.Message);
+
+        using var bare = new Engine(plain.CreateConfig());
+        var unknown = Assert.Throws<ArgumentException>(() => loader.Load(bare, plain, "m", wasm));
+        Assert.Contains("CreateEngine", unknown.Message);
+
+        using var right = plain.CreateEngine();
+        using var loaded = loader.Load(right, plain with { }, "m", wasm); // equal settings, another instance
+        Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
+    }
+}
