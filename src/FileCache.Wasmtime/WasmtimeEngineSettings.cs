@@ -4,7 +4,8 @@ namespace FileCache.Wasmtime;
 
 /// <summary>
 /// The Wasmtime settings that change compiled machine code, as a cache key type: the generated
-/// <c>DeriveKey</c> hashes every property, Wasmtime's assembly version and the CPU features, so
+/// <c>DeriveKey</c> hashes every property, the version of the Wasmtime assembly the process runs
+/// (read at run time, so an application that updates Wasmtime gets new keys) and the CPU features, so
 /// an engine with other settings, another Wasmtime or another CPU never sees a foreign entry.
 /// <see cref="CreateEngine"/> builds the engine with exactly these settings.
 /// </summary>
@@ -15,7 +16,7 @@ namespace FileCache.Wasmtime;
 /// code-neutral with its reason). Create engines with <see cref="CreateEngine"/>: the loader refuses
 /// an engine made any other way, since it could not know whether the key describes its code.
 /// </remarks>
-[WasmCodeCacheKey("filecache/wasmtime-engine", Version = 1, VersionOf = [typeof(Engine)], IncludeCpuFeatures = true)]
+[WasmCodeCacheKey("filecache/wasmtime-engine", Version = 1, RuntimeVersionOf = [typeof(Engine)], IncludeCpuFeatures = true)]
 public sealed partial record WasmtimeEngineSettings
 {
     /// <summary>Cranelift's optimization level (default <see cref="OptimizationLevel.Speed"/>).</summary>

@@ -171,16 +171,30 @@ public sealed class KeyBehaviourTests
         Assert.Equal(key1, GeneratorHarness.ProbeKey(LoadWith(source, dep1), Wasm));
     }
 
-    private static MetadataReference Dependency(string version)
+    [Fact]
+    public void RuntimeVersionOf_IsReadWhenTheProcessRuns_NotWhenItWasCompiled()
+    {
+        byte[] dep1 = DependencyImage("1.0.0.0"), dep2 = DependencyImage("2.0.0.0");
+        string source = Variant(versionOf: ", RuntimeVersionOf = new[] { typeof(Dep.Marker) }");
+        string builtWith1RunningWith2 = GeneratorHarness.ProbeKey(LoadWith(source, MetadataReference.CreateFromImage(dep1), runWith: dep2), Wasm);
+        string builtWith2RunningWith2 = GeneratorHarness.ProbeKey(LoadWith(source, MetadataReference.CreateFromImage(dep2), runWith: dep2), Wasm);
+        string builtWith1RunningWith1 = GeneratorHarness.ProbeKey(LoadWith(source, MetadataReference.CreateFromImage(dep1), runWith: dep1), Wasm);
+        Assert.Equal(builtWith2RunningWith2, builtWith1RunningWith2); // the version that runs decides
+        Assert.NotEqual(builtWith1RunningWith1, builtWith1RunningWith2); // an updated dependency changes the key
+    }
+
+    private static MetadataReference Dependency(string version) => MetadataReference.CreateFromImage(DependencyImage(version));
+
+    private static byte[] DependencyImage(string version)
     {
         var compilation = GeneratorHarness.Compile($"[assembly: System.Reflection.AssemblyVersion(\"{version}\")] namespace Dep {{ public sealed class Marker {{ }} }}")
             .WithAssemblyName("Dep");
         using var pe = new MemoryStream();
         Assert.True(compilation.Emit(pe).Success);
-        return MetadataReference.CreateFromImage(pe.ToArray());
+        return pe.ToArray();
     }
 
-    private static Assembly LoadWith(string source, MetadataReference dependency)
+    private static Assembly LoadWith(string source, MetadataReference dependency, byte[]? runWith = null)
     {
         var compilation = GeneratorHarness.Compile(source).AddReferences(dependency);
         GeneratorHarness.Driver().RunGeneratorsAndUpdateCompilation(compilation, out var output, out var diagnostics);
@@ -188,7 +202,14 @@ public sealed class KeyBehaviourTests
         using var pe = new MemoryStream();
         var emit = output.Emit(pe);
         Assert.True(emit.Success, string.Join("\n", emit.Diagnostics));
-        // The probe never touches Dep at run time: the version was read at compile time.
-        return new System.Runtime.Loader.AssemblyLoadContext(null, isCollectible: true).LoadFromStream(new MemoryStream(pe.ToArray()));
+        // With VersionOf the probe never touches Dep at run time (the version was read at compile
+        // time); with RuntimeVersionOf this context hands it the Dep image given as runWith.
+        var context = new System.Runtime.Loader.AssemblyLoadContext(null, isCollectible: true);
+        if (runWith is not null)
+        {
+            context.Resolving += (ctx, name) => name.Name == "Dep" ? ctx.LoadFromStream(new MemoryStream(runWith)) : null;
+        }
+
+        return context.LoadFromStream(new MemoryStream(pe.ToArray()));
     }
 }

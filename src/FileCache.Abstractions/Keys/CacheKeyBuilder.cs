@@ -169,6 +169,25 @@ public ref struct CacheKeyBuilder
         AppendRaw(bytes);
     }
 
+    /// <summary>
+    /// Appends an assembly's simple name and version as two strings, the same encoding as a
+    /// compile-time <c>VersionOf</c> entry, read from the loaded assembly (once per assembly).
+    /// </summary>
+    /// <param name="assembly">The assembly, for example <c>typeof(Wasmtime.Engine).Assembly</c>.</param>
+    public readonly void AppendAssemblyVersion(System.Reflection.Assembly assembly)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        var (name, version) = AssemblyVersions.GetOrAdd(assembly, static a =>
+        {
+            var identity = a.GetName();
+            return (identity.Name ?? "", identity.Version?.ToString() ?? "");
+        });
+        Append(name);
+        Append(version);
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, (string Name, string Version)> AssemblyVersions = new();
+
     /// <summary>Appends a presence byte: 1 when a nullable value or reference follows, 0 when absent.</summary>
     /// <param name="present">Whether a value follows.</param>
     public readonly void AppendPresence(bool present) => Append(present);

@@ -31,6 +31,14 @@ public sealed class WasmCodeCacheKeyAttribute : Attribute
     /// for example <c>typeof(Wasmtime.Engine)</c>.</summary>
     public Type[]? VersionOf { get; set; }
 
+    /// <summary>
+    /// Types whose assemblies' versions become part of every key, read when the process runs (once,
+    /// AOT-safe), after the <see cref="VersionOf"/> ones: for a dependency the application may
+    /// update without recompiling the library that declares the key type (Wasmtime under
+    /// FileCache.Wasmtime).
+    /// </summary>
+    public Type[]? RuntimeVersionOf { get; set; }
+
     /// <summary>Whether the CPU features that compiled code may depend on are part of every key
     /// (<see cref="CpuFeatures.Current"/>).</summary>
     public bool IncludeCpuFeatures { get; set; }

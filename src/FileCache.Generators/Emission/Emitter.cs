@@ -55,10 +55,15 @@ internal static class Emitter
         w.Line("var builder = global::FileCache.CacheKeyBuilder.Create(KeyDomain, KeyVersion);");
         w.Line("AppendTo(ref builder);");
         w.Line($"builder.AppendCount({model.VersionOf.Count.ToString(CultureInfo.InvariantCulture)});");
-        foreach (var assembly in model.VersionOf)
+        foreach (var assembly in model.VersionOf.Where(a => a.RuntimeType is null))
         {
             w.Line($"builder.Append({Literal(assembly.Name)});");
             w.Line($"builder.Append({Literal(assembly.Version)});");
+        }
+
+        foreach (var assembly in model.VersionOf.Where(a => a.RuntimeType is not null))
+        {
+            w.Line($"builder.AppendAssemblyVersion(typeof({assembly.RuntimeType}).Assembly);");
         }
 
         w.Line($"builder.AppendTarget({(model.IncludeCpuFeatures ? "true" : "false")});");

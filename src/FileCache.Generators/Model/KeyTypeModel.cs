@@ -22,8 +22,12 @@ internal sealed record ContainerModel(string Keyword, string Name);
 /// <summary>One member in declaration order, with its declared type as written in the fingerprint.</summary>
 internal sealed record MemberModel(string Name, string DeclaredType, ValueShape Shape);
 
-/// <summary>An assembly named by VersionOf, with the version the compilation references.</summary>
-internal sealed record AssemblyVersionModel(string Name, string Version);
+/// <summary>
+/// An assembly named by VersionOf, with the version the compilation references; or, named by
+/// RuntimeVersionOf, a type of it (<see cref="RuntimeType"/>, fully qualified) whose assembly's
+/// version is read when the process runs.
+/// </summary>
+internal sealed record AssemblyVersionModel(string Name, string Version, string? RuntimeType = null);
 
 /// <summary>How a value is encoded.</summary>
 internal sealed record ValueShape(ShapeKind Kind, string TypeName, ValueShape? Element = null);
