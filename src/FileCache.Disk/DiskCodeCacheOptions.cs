@@ -120,7 +120,7 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
         }
         else if (AuthenticationKey is null && TrustProblem(path) is { } problem)
         {
-            yield return new ValidationResult("DiskCodeCacheOptions.Directory: " + problem, [nameof(Directory)]);
+            yield return new ValidationResult(problem, [nameof(Directory)]);
         }
 
         if (AuthenticationKey is { Length: < 16 })
