@@ -148,11 +148,7 @@ public sealed partial class DiskCodeCache
         }
     }
 
-    /// <summary>
-    /// Opens and locks <c>.trim.lock</c> without following a link planted under its name; creates it
-    /// (O_EXCL, never through a link) with <see cref="DiskCodeCacheOptions.FileMode"/> applied on the
-    /// handle, so every member of a group-shared cache can take it.
-    /// </summary>
+    /// <summary>Opens and locks <c>.trim.lock</c> (see <see cref="OpenLockFile"/>).</summary>
     /// <returns><see langword="null"/> when another process holds the lock.</returns>
     private SafeFileHandle? TryLock()
     {
@@ -169,45 +165,14 @@ public sealed partial class DiskCodeCache
             }
         }
 
-        while (true)
+        var handle = OpenLockFile(path);
+        if (UnixFile.TryLockExclusive(handle, path))
         {
-            var handle = UnixFile.OpenNoFollow(path, out var refusal);
-            if (handle is null)
-            {
-                if (refusal != OpenRefusal.Missing)
-                {
-                    throw new IOException($"The trim lock '{path}' cannot be used ({refusal}); remove it.");
-                }
-
-                try
-                {
-                    var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.ReadWrite, BufferSize = 0, UnixCreateMode = _options.FileMode };
-                    using var created = new FileStream(path, create);
-                    File.SetUnixFileMode(created.SafeFileHandle, _options.FileMode);
-                }
-                catch (IOException) when (File.Exists(path))
-                {
-                    // Another process created it first: open that one.
-                }
-
-                continue;
-            }
-
-            var file = UnixFile.Stat(handle);
-            if (file.Kind != FileKind.Regular)
-            {
-                handle.Dispose();
-                throw new IOException($"The trim lock '{path}' is not a regular file; remove it.");
-            }
-
-            if (UnixFile.TryLockExclusive(handle, path))
-            {
-                return handle;
-            }
-
-            handle.Dispose();
-            return null;
+            return handle;
         }
+
+        handle.Dispose();
+        return null;
     }
 
     private void OnAdded(long payloadLength)

@@ -26,7 +26,7 @@ public static class WasmtimeBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         string name = builder.Name;
         var options = builder.Services.AddOptions<WasmtimeModuleCacheOptions>(name)
-            .Validate(static o => o.LiveModuleBudget >= 0, "WasmtimeModuleCacheOptions.LiveModuleBudget must not be negative.")
+            .Validate(static o => o.LiveModuleBudget >= 0 && o.CompileLockTimeout >= TimeSpan.Zero, "WasmtimeModuleCacheOptions.LiveModuleBudget and CompileLockTimeout must not be negative.")
             .ValidateOnStart();
         if (configure is not null)
         {

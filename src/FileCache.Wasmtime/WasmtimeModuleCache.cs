@@ -24,6 +24,7 @@ public sealed partial class WasmtimeModuleCache
     private readonly Counter<long> _loads;
     private readonly ConcurrentDictionary<CacheKey, Task<byte[]>> _compiling = new();
     private readonly LiveModules _live;
+    private readonly TimeSpan _compileLockTimeout;
 
     /// <summary>Creates the loader over a cache.</summary>
     /// <param name="cache">The cache (any backend or tiers).</param>
@@ -34,7 +35,9 @@ public sealed partial class WasmtimeModuleCache
     public WasmtimeModuleCache(IWasmCodeCache cache, ILogger<WasmtimeModuleCache>? logger = null, IMeterFactory? meterFactory = null, WasmtimeModuleCacheOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(cache);
-        long budget = (options ?? new WasmtimeModuleCacheOptions()).LiveModuleBudget;
+        options ??= new WasmtimeModuleCacheOptions();
+        long budget = options.LiveModuleBudget;
+        _compileLockTimeout = options.CompileLockTimeout;
         if (budget < 0)
         {
             throw new ArgumentOutOfRangeException(nameof(options), budget, "WasmtimeModuleCacheOptions.LiveModuleBudget must not be negative.");
@@ -95,9 +98,14 @@ public sealed partial class WasmtimeModuleCache
             }
         }
 
+        IDisposable? machineLock = null;
         try
         {
-            // Another process may have added it while this one looked.
+            // One compile per machine: processes sharing the disk tier take its lock for this key,
+            // and whoever waited finds the entry that the holder added.
+            machineLock = AcquireMachineLock(key, cancellationToken);
+
+            // Another process may have added it while this one looked, or waited.
             if (!hadIncompatible && TryLoadCached(engine, name, key, ref hadIncompatible) is { } late)
             {
                 compiled.SetResult(late.Module.Serialize()); // for callers that queued behind this one
@@ -117,6 +125,7 @@ public sealed partial class WasmtimeModuleCache
         }
         finally
         {
+            machineLock?.Dispose();
             _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
         }
     }
@@ -278,6 +287,29 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
+    private IDisposable? AcquireMachineLock(CacheKey key, CancellationToken cancellationToken)
+    {
+        if (_compileLockTimeout <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
+        try
+        {
+            if (_cache.TryAcquireCompileLock(key, _compileLockTimeout, cancellationToken, out var acquired) && acquired is null)
+            {
+                LogCompileLockTimedOut(_logger, key, _compileLockTimeout.TotalSeconds);
+            }
+
+            return acquired;
+        }
+        catch (Exception e) when (IsCacheFailure(e))
+        {
+            LogCacheFailed(_logger, "lock", key, e); // compiling without the lock only costs a duplicate compile
+            return null;
+        }
+    }
+
     /// <summary>
     /// With <see cref="WasmtimeEngineSettings"/> the key must describe the engine's code, so the engine
     /// must come from <see cref="WasmtimeEngineSettings.CreateEngine"/> with equal settings. (A custom
@@ -381,6 +413,9 @@ public sealed partial class WasmtimeModuleCache
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); removed from this host's tiers, compiling again")]
     private static partial void LogIncompatible(ILogger logger, CacheKey key, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Waited {Seconds} s for another process compiling key {Key}; compiling it here too")]
+    private static partial void LogCompileLockTimedOut(ILogger logger, CacheKey key, double seconds);
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Mapping the cache entry {Key} failed ({Reason}); trying its bytes")]
     private static partial void LogMappedFailed(ILogger logger, CacheKey key, string reason);

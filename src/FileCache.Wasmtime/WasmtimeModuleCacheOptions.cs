@@ -9,4 +9,11 @@ public sealed class WasmtimeModuleCacheOptions
     /// module instead of reading and deserializing it; 0 keeps none.
     /// </summary>
     public long LiveModuleBudget { get; set; } = 256L << 20;
+
+    /// <summary>
+    /// How long a load waits for another process on this machine that is compiling the same key
+    /// (through the disk tier's compile lock) before compiling it too (default 60 s; zero turns the
+    /// machine-wide lock off). A holder that dies releases the lock at once.
+    /// </summary>
+    public TimeSpan CompileLockTimeout { get; set; } = TimeSpan.FromSeconds(60);
 }

@@ -400,3 +400,45 @@ public sealed class SharedCacheTests : IDisposable
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.GroupWrite, File.GetUnixFileMode(Path.Join(cache, ".trim.lock")));
     }
 }
+
+/// <summary>The disk tier's compile lock (one compile per machine).</summary>
+[System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+public sealed class CompileLockTests : IDisposable
+{
+    private readonly TempDirectory _dir = new();
+
+    public void Dispose() => _dir.Dispose();
+
+    [SkippableFact]
+    public void OneHolderAtATime_TheWaiterGetsItAfterRelease_AndTheFileGoes()
+    {
+        Skip.IfNot(Unix.IsUnix, "flock is Unix's.");
+        using var cache = new DiskCodeCache(_dir.Path);
+        using var other = new DiskCodeCache(_dir.Path); // another process, as far as the lock is concerned
+        var key = TestKeys.Key(1);
+        var held = cache.TryAcquireCompileLock(key, TimeSpan.Zero);
+        Assert.NotNull(held);
+        Assert.Null(other.TryAcquireCompileLock(key, TimeSpan.FromMilliseconds(100))); // times out
+        Assert.NotNull(other.TryAcquireCompileLock(TestKeys.Key(2), TimeSpan.Zero)); // per key
+        var waiter = Task.Run(() => other.TryAcquireCompileLock(key, TimeSpan.FromSeconds(10)));
+        Thread.Sleep(50);
+        held!.Dispose();
+        using var next = waiter.Result;
+        Assert.NotNull(next);
+        next!.Dispose();
+        Assert.DoesNotContain(_dir.Files(), f => f == ".compile-" + key);
+    }
+
+    [SkippableFact]
+    public void APlantedLinkUnderTheLockName_IsRefused_ItsTargetNeverCreated()
+    {
+        Skip.IfNot(Unix.IsUnix, "Unix links.");
+        using var cache = new DiskCodeCache(_dir.Path);
+        cache.Add(TestKeys.Key(9), new MemoryStream([9]));
+        string victim = Path.Join(Path.GetTempPath(), "filecache-victim-" + Guid.NewGuid().ToString("N"));
+        File.CreateSymbolicLink(Path.Join(_dir.Path, ".compile-" + TestKeys.Key(1)), victim);
+        var e = Assert.Throws<IOException>(() => cache.TryAcquireCompileLock(TestKeys.Key(1), TimeSpan.Zero));
+        Assert.Contains(".compile-", e.Message);
+        Assert.False(File.Exists(victim));
+    }
+}

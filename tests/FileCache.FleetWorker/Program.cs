@@ -1,6 +1,7 @@
 // FleetWorker <disk-dir> <redis host:port> <key-prefix> <module.wasm>
 // Loads the module through memory -> disk -> Redis, prints where it came from and whether this
 // member's disk tier holds the entry afterwards.
+// FleetWorker machine <disk-dir> <module.wasm>   one process of a machine sharing a disk cache
 // FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds>
 // The concurrency harness (see Concurrency.cs and benchmarks/README.md).
 using FileCache;
@@ -8,6 +9,19 @@ using FileCache.Disk;
 using FileCache.Tiering;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection;
+
+if (args[0] == "machine")
+{
+    // FleetWorker machine <disk-dir> <module.wasm>: load through the disk tier alone; print the origin.
+    var machine = new ServiceCollection();
+    machine.AddWasmCodeCache(c => c.UseDisk(args[1]).AddWasmtime());
+    using var machineProvider = machine.BuildServiceProvider();
+    var machineSettings = new WasmtimeEngineSettings();
+    using var machineEngine = machineSettings.CreateEngine();
+    using var machineLoaded = machineProvider.GetRequiredService<WasmtimeModuleCache>().Load(machineEngine, machineSettings, "m", File.ReadAllBytes(args[2]));
+    Console.WriteLine($"origin={machineLoaded.Origin}");
+    return 0;
+}
 
 if (args[0] == "concurrency")
 {
