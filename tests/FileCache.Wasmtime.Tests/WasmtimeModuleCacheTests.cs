@@ -236,7 +236,33 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         using var engine = settings.CreateEngine();
         byte[] garbage = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff];
         var e = Assert.Throws<WasmtimeException>(() => loader.Load(engine, settings, "broken.wasm", garbage, validate: true));
-        Assert.Contains("broken.wasm", e.Message);
+        Assert.Contains("Module 'broken.wasm' is not valid WebAssembly", e.Message); // the loader's validation, before any compile
+
+        // Without validation the compile itself rejects the bytes, in Wasmtime's words: so the
+        // message above proves the validation step ran.
+        var unvalidated = Assert.Throws<WasmtimeException>(() => loader.Load(engine, settings, "broken.wasm", garbage, validate: false));
+        Assert.DoesNotContain("is not valid WebAssembly", unvalidated.Message);
+    }
+
+    [Fact]
+    public void LoadsAreCounted_ExactlyByOrigin()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var loads = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<long>(factory, FileCache.Diagnostics.WasmCodeCacheMetrics.MeterName, "filecache.wasmtime.loads");
+        var loader = new WasmtimeModuleCache(Disk(), meterFactory: factory);
+        var settings = new WasmtimeEngineSettings();
+        using var engine = settings.CreateEngine();
+        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // compiled
+        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // live module
+        loader.Forget(engine);
+        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // mapped from disk
+        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // live again
+        long Count(string origin) => loads.GetMeasurementSnapshot().Where(m => Equals(m.Tags["filecache.origin"], origin)).Sum(m => m.Value);
+        Assert.Equal(1, Count("compiled"));
+        Assert.Equal(2, Count("livemodule"));
+        Assert.Equal(1, Count("mappedfile"));
+        Assert.Equal(4, loads.GetMeasurementSnapshot().Sum(m => m.Value));
     }
 
     [Fact]
