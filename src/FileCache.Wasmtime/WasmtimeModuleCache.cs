@@ -26,6 +26,9 @@ public sealed partial class WasmtimeModuleCache
     private readonly LiveModules _live;
     private readonly TimeSpan _compileLockTimeout;
 
+    /// <summary>For tests: called when a caller starts waiting for another caller's compile of a key.</summary>
+    internal Action<CacheKey>? WaitingForCompile { get; set; }
+
     /// <summary>Creates the loader over a cache.</summary>
     /// <param name="cache">The cache (any backend or tiers).</param>
     /// <param name="logger">Receives incompatible entries and cache failures; optional.</param>
@@ -93,11 +96,18 @@ public sealed partial class WasmtimeModuleCache
         {
             if (_compiling.TryGetValue(key, out var running))
             {
+                WaitingForCompile?.Invoke(key);
                 var bytes = running.WaitAsync(cancellationToken).GetAwaiter().GetResult();
                 return Shared(engine, name, key, bytes, start);
             }
         }
 
+        return Lead(engine, name, key, wasm, validate, hadIncompatible, start, compiled, cancellationToken);
+    }
+
+    /// <summary>As the caller that claimed <paramref name="key"/>: re-checks the cache, compiles, stores, and hands the bytes to the waiters.</summary>
+    private LoadedModule Lead(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, long start, TaskCompletionSource<byte[]> compiled, CancellationToken cancellationToken)
+    {
         IDisposable? machineLock = null;
         try
         {
@@ -152,12 +162,6 @@ public sealed partial class WasmtimeModuleCache
             return Done(live, ModuleOrigin.LiveModule, start);
         }
 
-        if (_compiling.TryGetValue(key, out var running))
-        {
-            var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
-            return Shared(engine, name, key, bytes, start);
-        }
-
         // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
         var (hit, hadIncompatible) = await TryLoadCachedAsync(engine, name, key, cancellationToken).ConfigureAwait(false);
         if (hit is { } found)
@@ -165,8 +169,21 @@ public sealed partial class WasmtimeModuleCache
             return Done(engine, found, key, start);
         }
 
+        // Claim the compile, or wait for the caller that did without holding a thread.
+        var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        while (!_compiling.TryAdd(key, compiled.Task))
+        {
+            if (_compiling.TryGetValue(key, out var running))
+            {
+                WaitingForCompile?.Invoke(key);
+                var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+                return Shared(engine, name, key, bytes, start);
+            }
+        }
+
         // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
-        return await Task.Run(() => CompileOnce(engine, name, key, wasm.Span, validate, hadIncompatible, start, cancellationToken), cancellationToken).ConfigureAwait(false);
+        // No token for Task.Run: the claim must always be completed and released by Lead.
+        return await Task.Run(() => Lead(engine, name, key, wasm.Span, validate, hadIncompatible, start, compiled, cancellationToken), CancellationToken.None).ConfigureAwait(false);
     }
 
     private async ValueTask<(Loaded? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
