@@ -173,11 +173,11 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     [Fact]
     public async Task SixteenConcurrentLoadsOfANewModule_CompileItOnce_TheOthersShareIt()
     {
-        // Deterministic: the leader's Add (after its compile) waits until all fifteen others are
-        // waiting for that compile, so each of them must get SharedCompile.
+        // Deterministic: the leader's second lookup (after it claimed the compile, before compiling)
+        // waits until all fifteen others are waiting for that compile, so each must get SharedCompile.
         var disk = Disk();
         using var allWaiting = new ManualResetEventSlim();
-        var gate = new AddGate(disk, allWaiting);
+        var gate = new RecheckGate(disk, allWaiting);
         int waiting = 0;
         var loader = new WasmtimeModuleCache(gate) { WaitingForCompile = _ => { if (Interlocked.Increment(ref waiting) == 15) { allWaiting.Set(); } } };
         var settings = new WasmtimeEngineSettings();
@@ -223,20 +223,35 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         }
     }
 
-    /// <summary>A cache whose Add waits until a test says go (bounded, so a bug fails instead of hanging).</summary>
-    private sealed class AddGate(IWasmCodeCache inner, ManualResetEventSlim go) : IWasmCodeCache
+    /// <summary>
+    /// Holds the leader's re-check (its second lookup) until a test says go (bounded, so a bug fails
+    /// instead of hanging). Every caller runs on a thread of its own and looks up once before it
+    /// claims or waits; a second lookup on the same thread, or one on a pool thread (where
+    /// LoadAsync runs the claimed compile), is the leader's.
+    /// </summary>
+    private sealed class RecheckGate(IWasmCodeCache inner, ManualResetEventSlim go) : IWasmCodeCache
     {
-        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content) => inner.TryGet(key, out content);
+        private readonly ThreadLocal<int> _lookups = new();
 
-        public void Add(CacheKey key, Stream content)
+        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content)
         {
-            Assert.True(go.Wait(TimeSpan.FromSeconds(30)), "the other loads never started waiting for the compile");
-            inner.Add(key, content);
+            if (Thread.CurrentThread.IsThreadPoolThread || ++_lookups.Value == 2)
+            {
+                Assert.True(go.Wait(TimeSpan.FromSeconds(30)), "the other loads never started waiting for the compile");
+            }
+
+            return inner.TryGet(key, out content);
         }
 
-        public void Delete(CacheKey key) => inner.Delete(key);
+        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+        {
+            ++_lookups.Value;
+            return inner.GetAsync(key, cancellationToken);
+        }
 
-        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
+        public void Add(CacheKey key, Stream content) => inner.Add(key, content);
+
+        public void Delete(CacheKey key) => inner.Delete(key);
 
         public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default) => inner.AddAsync(key, content, cancellationToken);
 
