@@ -176,7 +176,7 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, IDisposable
 
         if (tooLarge)
         {
-            _metrics.Evicted();
+            _metrics.Rejected("TooLarge"); // declined, as the distributed tier counts it: an eviction is of a stored entry
             LogTooLarge(_logger, key, bytes.Length, _sizeLimit);
             return;
         }

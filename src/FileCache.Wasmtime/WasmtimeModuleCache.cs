@@ -51,11 +51,10 @@ public sealed partial class WasmtimeModuleCache
         // A tier that can pin verified files lets Wasmtime map the entry instead of copying it.
         _files = cache as ICacheEntryFileSource ?? (cache as TieredCodeCache)?.Tiers.OfType<ICacheEntryFileSource>().FirstOrDefault();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
-        var meter = meterFactory?.Create(new MeterOptions(Diagnostics.WasmCodeCacheMetrics.MeterName)) ?? SharedMeter;
+        var meter = Diagnostics.WasmCodeCacheMetrics.GetMeter(meterFactory);
         _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile).");
     }
 
-    private static readonly Meter SharedMeter = new(Diagnostics.WasmCodeCacheMetrics.MeterName);
 
     /// <summary>Loads a module, from the cache when possible.</summary>
     /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>

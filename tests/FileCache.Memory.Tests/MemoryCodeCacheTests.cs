@@ -83,6 +83,20 @@ public sealed class MemoryCodeCacheTests
     }
 
     [Fact]
+    public void AnEntryLargerThanTheLimit_IsRejected_NotEvicted()
+    {
+        using var meterProvider = new MetricsTestFactory();
+        using var evictions = new MetricCollector<long>(meterProvider.Factory, WasmCodeCacheMetrics.MeterName, "filecache.evictions");
+        using var rejected = new MetricCollector<long>(meterProvider.Factory, WasmCodeCacheMetrics.MeterName, "filecache.rejected_entries");
+        using var cache = new MemoryCodeCache(new MemoryCodeCacheOptions { SizeLimit = 100 }, meterProvider.Factory);
+        cache.Add(Key(1), new MemoryStream(new byte[101]));
+        Assert.False(cache.TryGet(Key(1), out _));
+        Assert.Empty(evictions.GetMeasurementSnapshot());
+        var m = Assert.Single(rejected.GetMeasurementSnapshot());
+        Assert.Equal("TooLarge", m.Tags[WasmCodeCacheMetrics.ReasonTag]);
+    }
+
+    [Fact]
     public void Constructor_RejectsNonPositiveLimit()
     {
         var e = Assert.Throws<ArgumentOutOfRangeException>(() => new MemoryCodeCache(new MemoryCodeCacheOptions { SizeLimit = 0 }));

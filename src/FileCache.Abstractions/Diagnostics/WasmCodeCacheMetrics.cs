@@ -33,13 +33,21 @@ public sealed class WasmCodeCacheMetrics
     private readonly Instruments _instruments;
     private readonly KeyValuePair<string, object?> _backend;
 
+    /// <summary>
+    /// The library's one meter: from <paramref name="meterFactory"/> when there is one (DI), else the
+    /// process-wide instance every FileCache component shares, so exporters see one <c>FileCache</c> meter.
+    /// </summary>
+    /// <param name="meterFactory">The DI meter factory, or <see langword="null"/>.</param>
+    /// <returns>The meter.</returns>
+    public static Meter GetMeter(IMeterFactory? meterFactory) => meterFactory?.Create(new MeterOptions(MeterName)) ?? SharedMeter;
+
     /// <summary>Creates the metrics of one backend instance.</summary>
     /// <param name="meterFactory">The DI meter factory, or <see langword="null"/> for the process-wide meter.</param>
     /// <param name="backend">The backend's name, recorded in <see cref="BackendTag"/>.</param>
     public WasmCodeCacheMetrics(IMeterFactory? meterFactory, string backend)
     {
         ArgumentException.ThrowIfNullOrEmpty(backend);
-        var meter = meterFactory?.Create(new MeterOptions(MeterName)) ?? SharedMeter;
+        var meter = GetMeter(meterFactory);
         _instruments = InstrumentsByMeter.GetValue(meter, static m => new Instruments(m));
         _backend = new(BackendTag, backend);
         Backend = backend;
