@@ -5,6 +5,7 @@ namespace FileCache.Distributed.Tests;
 /// defaults. The synchronous API used to block on the asynchronous one: with 32 synchronous callers
 /// the tier answered 29 calls in 4 s, and LoadAsync ran that chain on the pool too.
 /// </summary>
+[Collection(StoreServerCollection.Name)]
 public sealed class ConcurrencyTests
 {
     [SkippableTheory]

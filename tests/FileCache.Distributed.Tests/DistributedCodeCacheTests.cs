@@ -13,6 +13,7 @@ using Microsoft.Extensions.Options;
 
 namespace FileCache.Distributed.Tests;
 
+[Collection(StoreServerCollection.Name)]
 public sealed class DistributedCodeCacheTests : IDisposable
 {
     private readonly string _dir = Path.Join(Path.GetTempPath(), "filecache-dist-" + Guid.NewGuid().ToString("N"));

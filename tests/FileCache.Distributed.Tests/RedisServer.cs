@@ -56,6 +56,11 @@ internal sealed class RedisServer : IDisposable
         {
             if (_garnet is null)
             {
+                // The server shares this test host's thread pool with tests that block threads on
+                // purpose; it must answer the child processes whatever those tests do. (The callers
+                // under test run in child processes, whose pools start at their defaults.)
+                ThreadPool.GetMinThreads(out int workers, out int io);
+                ThreadPool.SetMinThreads(Math.Max(workers, 64), Math.Max(io, 64));
                 _garnet = new GarnetServer(["--bind", "127.0.0.1", "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--lua", "true"]);
                 _garnet.Start();
             }
@@ -144,4 +149,15 @@ internal sealed class RedisServer : IDisposable
         listener.Stop();
         return port;
     }
+}
+
+/// <summary>
+/// Tests that stop and restart a server, and tests that load one heavily, run one after the other:
+/// in-process Garnet servers share process-wide state (its epoch protection and the test host's
+/// thread pool), and stopping one while another serves 64 callers stalled them once in CI.
+/// </summary>
+[CollectionDefinition(Name)]
+public sealed class StoreServerCollection
+{
+    public const string Name = "store servers";
 }
