@@ -10,6 +10,7 @@ namespace FileCache.Disk;
 public sealed partial class DiskCodeCache : ICompileLockSource
 {
     private const string CompileLockPrefix = ".compile-";
+    private const int LockPollInterval = 20; // milliseconds
 
     /// <inheritdoc/>
     /// <remarks>
@@ -42,7 +43,35 @@ public sealed partial class DiskCodeCache : ICompileLockSource
             }
 
             // Polled rather than a blocking flock: the wait honours the timeout and cancellation.
-            cancellationToken.WaitHandle.WaitOne(20);
+            cancellationToken.WaitHandle.WaitOne(LockPollInterval);
+        }
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        if (_options.ReadOnly || !UnixFile.IsSupported)
+        {
+            return null;
+        }
+
+        EnsureDirectory();
+        string path = Path.Join(Directory, CompileLockPrefix + key.ToString());
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            if (TryLockOnce(path) is { } held)
+            {
+                return held;
+            }
+
+            if (Environment.TickCount64 >= deadline)
+            {
+                return null;
+            }
+
+            await Task.Delay(LockPollInterval, cancellationToken).ConfigureAwait(false);
         }
     }
 

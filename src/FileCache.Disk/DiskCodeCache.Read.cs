@@ -84,8 +84,7 @@ public sealed partial class DiskCodeCache
     public bool TryGetFile(CacheKey key, [NotNullWhen(true)] out CacheEntryFile? file)
     {
         file = null;
-        string? fdDirectory = OperatingSystem.IsLinux() ? "/proc/self/fd/" : OperatingSystem.IsMacOS() ? "/dev/fd/" : null;
-        if (fdDirectory is null || (_authenticationKey is not null && !OperatingSystem.IsLinux()))
+        if (PinnedFileDirectory is not { } fdDirectory)
         {
             return false; // no way to pin verified bytes: callers fall back to TryGet
         }
@@ -137,6 +136,50 @@ public sealed partial class DiskCodeCache
             }
         }
     }
+
+    /// <inheritdoc/>
+    /// <remarks>A verified file lease (<see cref="TryGetFile"/>) where the platform can pin one, else the verified bytes.</remarks>
+    public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
+    {
+        entry = null;
+        if (PinnedFileDirectory is not null)
+        {
+            if (!TryGetFile(key, out var file))
+            {
+                return false;
+            }
+
+            entry = CacheEntry.FromFile(file);
+            return true;
+        }
+
+        if (!TryGet(key, out var content))
+        {
+            return false;
+        }
+
+        var bytes = (MemoryStream)content; // Hit: this hit's own array, exposed
+        entry = CacheEntry.FromBytes(bytes.GetBuffer().AsMemory(0, (int)bytes.Length));
+        return true;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Local and a few system calls: answered synchronously.</remarks>
+    public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<CacheEntry?>(cancellationToken);
+        }
+
+        return ValueTask.FromResult(TryGetEntry(key, scope, out var entry) ? entry : null);
+    }
+
+    /// <summary>Where a descriptor can be named as a path, when this platform can pin verified bytes; else <see langword="null"/>.</summary>
+    private string? PinnedFileDirectory
+        => OperatingSystem.IsLinux() ? "/proc/self/fd/"
+            : OperatingSystem.IsMacOS() && _authenticationKey is null ? "/dev/fd/" // a sealed copy needs Linux's memfd
+            : null;
 
     private bool TryGetLength(CacheKey key, string path, SafeFileHandle handle, out int length)
     {
@@ -284,7 +327,7 @@ public sealed partial class DiskCodeCache
                 : FrameStatus.TooShort;
         }
 
-        using var verifier = new EntryFrame.Verifier(key, _authenticationKey);
+        using var verifier = new EntryFrame.Verifier(key, _authenticationKey, trailer);
         fixed (byte* start = destination)
         {
             // A span cannot enter a lambda; the pinned address can.

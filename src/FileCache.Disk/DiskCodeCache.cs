@@ -20,7 +20,7 @@ namespace FileCache.Disk;
 /// The class is split by job: reading and verifying (<c>DiskCodeCache.Read.cs</c>), writing
 /// (<c>.Write.cs</c>), eviction (<c>.Trim.cs</c>), and the trust policy (<c>.Trust.cs</c>).
 /// </remarks>
-public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntryFileSource, IDisposable
+public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntrySource, ICacheEntryFileSource, IDisposable
 {
     private readonly DiskCodeCacheOptions _options;
     private readonly byte[]? _authenticationKey;

@@ -18,7 +18,7 @@ namespace FileCache.Memory;
 /// a TryGet could miss, and its eviction order mixes priority and age. A byte-bounded dictionary plus
 /// an LRU list evicts exactly and synchronously, which the contract's "Add then hit" needs.
 /// </remarks>
-public sealed partial class MemoryCodeCache : IWasmCodeCache, IDisposable
+public sealed partial class MemoryCodeCache : IWasmCodeCache, ICacheEntrySource, IProcessLocalWasmCodeCache, IDisposable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<CacheKey, LinkedListNode<Entry>> _entries = [];
@@ -68,6 +68,34 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, IDisposable
     /// <inheritdoc/>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
+        var bytes = Find(key);
+        content = bytes is null ? null : new MemoryStream(bytes, 0, bytes.Length, writable: false, publiclyVisible: false);
+        return bytes is not null;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>The entry holds the stored bytes themselves, read-only: no copy.</remarks>
+    public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
+    {
+        // Nothing outside this process can have added an entry here.
+        var bytes = scope == CacheLookupScope.SharedTiers ? null : Find(key);
+        entry = bytes is null ? null : CacheEntry.FromBytes(bytes);
+        return bytes is not null;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<CacheEntry?>(cancellationToken);
+        }
+
+        return ValueTask.FromResult(TryGetEntry(key, scope, out var entry) ? entry : null);
+    }
+
+    private byte[]? Find(CacheKey key)
+    {
         byte[]? bytes = null;
         lock (_lock)
         {
@@ -82,13 +110,13 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, IDisposable
         if (bytes is null)
         {
             _metrics.Miss();
-            content = null;
-            return false;
+        }
+        else
+        {
+            _metrics.Hit(bytes.Length);
         }
 
-        _metrics.Hit(bytes.Length);
-        content = new MemoryStream(bytes, 0, bytes.Length, writable: false, publiclyVisible: false);
-        return true;
+        return bytes;
     }
 
     /// <inheritdoc/>

@@ -1,14 +1,13 @@
 using System.Runtime.CompilerServices;
 using Wasmtime;
-using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
 
 namespace FileCache.Wasmtime;
 
 /// <summary>
-/// Modules already loaded, per engine, within a byte budget: the fastest tier for Wasmtime, because a
+/// Modules and components already loaded, per engine, within a byte budget: the fastest tier for Wasmtime, because a
 /// module is immutable and shared by every store of its engine, so a repeated load needs no bytes,
 /// no verification and no deserialize. Entries are reference-counted: eviction never disposes a
-/// module a caller still holds; the last <see cref="LoadedModule.Dispose"/> does.
+/// module a caller still holds; the last <see cref="LoadedArtifact.Dispose"/> does.
 /// </summary>
 /// <remarks>
 /// Tables are keyed weakly by engine: an engine that is collected takes its table with it, and
@@ -46,9 +45,9 @@ internal sealed class LiveModules(long budget)
     /// Makes <paramref name="module"/> live (when it fits the budget) and returns a lease on it. If
     /// another caller made the same key live first, that module is leased and this one disposed.
     /// </summary>
-    public Entry Add(Engine engine, CacheKey key, WasmModule module, long size)
+    public Entry Add(Engine engine, CacheKey key, IDisposable module, long size)
     {
-        List<WasmModule>? dispose = null;
+        List<IDisposable>? dispose = null;
         Entry result;
         lock (_gate)
         {
@@ -99,7 +98,7 @@ internal sealed class LiveModules(long budget)
     /// <summary>Drops every module of <paramref name="engine"/> (leased ones when their last lease ends).</summary>
     public int Forget(Engine engine)
     {
-        List<WasmModule>? dispose = null;
+        List<IDisposable>? dispose = null;
         int count;
         lock (_gate)
         {
@@ -121,7 +120,7 @@ internal sealed class LiveModules(long budget)
         return count;
     }
 
-    private void EvictLocked(Entry entry, ref List<WasmModule>? dispose)
+    private void EvictLocked(Entry entry, ref List<IDisposable>? dispose)
     {
         entry.Table.Remove(entry.Key);
         _lru.Remove(entry.Node);
@@ -133,7 +132,7 @@ internal sealed class LiveModules(long budget)
         }
     }
 
-    private static void DisposeAll(List<WasmModule>? modules)
+    private static void DisposeAll(List<IDisposable>? modules)
     {
         foreach (var module in modules ?? [])
         {
@@ -144,7 +143,7 @@ internal sealed class LiveModules(long budget)
     /// <summary>One live module and its leases (guarded by the owner's lock).</summary>
     internal sealed class Entry
     {
-        public Entry(WasmModule module, CacheKey key, long size, Dictionary<CacheKey, Entry> table)
+        public Entry(IDisposable module, CacheKey key, long size, Dictionary<CacheKey, Entry> table)
         {
             Module = module;
             Key = key;
@@ -153,7 +152,7 @@ internal sealed class LiveModules(long budget)
             Node = new LinkedListNode<Entry>(this);
         }
 
-        public WasmModule Module { get; }
+        public IDisposable Module { get; }
 
         public CacheKey Key { get; }
 

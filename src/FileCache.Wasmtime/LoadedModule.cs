@@ -1,4 +1,5 @@
 using Wasmtime;
+using Wasmtime.Components;
 using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
 
 namespace FileCache.Wasmtime;
@@ -25,29 +26,25 @@ public enum ModuleOrigin
     LiveModule,
 }
 
-/// <summary>A module from <see cref="WasmtimeModuleCache"/>, with how it was obtained.</summary>
+/// <summary>Something <see cref="WasmtimeModuleCache"/> loaded (a module or a component), with how it was obtained.</summary>
 /// <remarks>
-/// The module may be shared with other loads of the same key on the same engine (live modules):
-/// dispose this object when done with it, never <see cref="Module"/> itself. The module stays valid
+/// What it holds may be shared with other loads of the same key on the same engine (live modules):
+/// dispose this object when done with it, never the module or component itself. It stays valid
 /// until this object is disposed, even if the loader evicts it meanwhile.
 /// </remarks>
-public sealed class LoadedModule : IDisposable
+public abstract class LoadedArtifact : IDisposable
 {
     private readonly LiveModules _owner;
     private LiveModules.Entry? _lease;
 
-    internal LoadedModule(LiveModules owner, LiveModules.Entry lease, ModuleOrigin origin, TimeSpan elapsed)
+    private protected LoadedArtifact(LiveModules owner, LiveModules.Entry lease, ModuleOrigin origin, TimeSpan elapsed)
     {
         _owner = owner;
         _lease = lease;
-        Module = lease.Module;
         Origin = origin;
         Key = lease.Key;
         Elapsed = elapsed;
     }
-
-    /// <summary>The module; valid until this object is disposed. Do not dispose it yourself.</summary>
-    public WasmModule Module { get; }
 
     /// <summary>Where its machine code came from.</summary>
     public ModuleOrigin Origin { get; }
@@ -61,12 +58,38 @@ public sealed class LoadedModule : IDisposable
     /// <summary>Whether the machine code came from a cache (live, mapped or read).</summary>
     public bool IsHit => Origin is ModuleOrigin.MappedFile or ModuleOrigin.CacheHit or ModuleOrigin.LiveModule;
 
-    /// <summary>Releases this load's hold on the module; the module is disposed once no load holds it and the loader no longer keeps it.</summary>
+    /// <summary>Releases this load's hold; the module or component is disposed once no load holds it and the loader no longer keeps it.</summary>
     public void Dispose()
     {
         if (Interlocked.Exchange(ref _lease, null) is { } lease)
         {
             _owner.Release(lease);
         }
+
+        GC.SuppressFinalize(this);
     }
+}
+
+/// <summary>A core module from <see cref="WasmtimeModuleCache.Load"/>, with how it was obtained.</summary>
+/// <remarks>Dispose this object when done, never <see cref="Module"/> itself: the module may be shared.</remarks>
+public sealed class LoadedModule : LoadedArtifact
+{
+    internal LoadedModule(LiveModules owner, LiveModules.Entry lease, ModuleOrigin origin, TimeSpan elapsed)
+        : base(owner, lease, origin, elapsed)
+        => Module = (WasmModule)lease.Module;
+
+    /// <summary>The module; valid until this object is disposed. Do not dispose it yourself.</summary>
+    public WasmModule Module { get; }
+}
+
+/// <summary>A component from <see cref="WasmtimeModuleCache.LoadComponent"/>, with how it was obtained.</summary>
+/// <remarks>Dispose this object when done, never <see cref="Component"/> itself: the component may be shared.</remarks>
+public sealed class LoadedComponent : LoadedArtifact
+{
+    internal LoadedComponent(LiveModules owner, LiveModules.Entry lease, ModuleOrigin origin, TimeSpan elapsed)
+        : base(owner, lease, origin, elapsed)
+        => Component = (Component)lease.Module;
+
+    /// <summary>The component; valid until this object is disposed. Do not dispose it yourself.</summary>
+    public Component Component { get; }
 }

@@ -1,25 +1,22 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Diagnostics.Metrics;
-using FileCache.Tiering;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Wasmtime;
-using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
 
 namespace FileCache.Wasmtime;
 
 /// <summary>
-/// Loads Wasmtime modules through an <see cref="IWasmCodeCache"/>: derive the key, try the cache
-/// (a memory-mapped verified file when a tier offers <see cref="ICacheEntryFileSource"/>, else the
-/// bytes), otherwise compile, serialize and add. An entry this engine cannot use is deleted and
+/// Loads Wasmtime modules and components through an <see cref="IWasmCodeCache"/>: derive the key,
+/// look once through the typed lookup (<see cref="CacheEntryExtensions.TryGetEntry"/>: a verified file
+/// that Wasmtime memory-maps, or bytes), otherwise compile, serialize and add. An entry this engine cannot use is deleted and
 /// replaced. Inside a process a key is compiled at most once at a time: concurrent callers wait
 /// for that compile. A failing cache never fails a load.
 /// </summary>
 public sealed partial class WasmtimeModuleCache
 {
     private readonly IWasmCodeCache _cache;
-    private readonly ICacheEntryFileSource? _files;
     private readonly ILogger _logger;
     private readonly Counter<long> _loads;
     private readonly ConcurrentDictionary<CacheKey, Task<byte[]>> _compiling = new();
@@ -48,8 +45,6 @@ public sealed partial class WasmtimeModuleCache
 
         _live = new LiveModules(budget);
         _cache = cache;
-        // A tier that can pin verified files lets Wasmtime map the entry instead of copying it.
-        _files = cache as ICacheEntryFileSource ?? (cache as TieredCodeCache)?.Tiers.OfType<ICacheEntryFileSource>().FirstOrDefault();
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         var meter = Diagnostics.WasmCodeCacheMetrics.GetMeter(meterFactory);
         _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile).");
@@ -67,29 +62,81 @@ public sealed partial class WasmtimeModuleCache
     /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
     public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, validate, cancellationToken);
+        return new LoadedModule(_live, lease, origin, Stopwatch.GetElapsedTime(start));
+    }
+
+    /// <summary>Loads a module, from the cache when possible, without blocking while another caller compiles it.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="name">The module's name.</param>
+    /// <param name="wasm">The module's WebAssembly bytes.</param>
+    /// <param name="validate">Validate the bytes before compiling them.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <returns>The module and where it came from.</returns>
+    /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
+    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, validate, cancellationToken).ConfigureAwait(false);
+        return new LoadedModule(_live, lease, origin, Stopwatch.GetElapsedTime(start));
+    }
+
+    /// <summary>
+    /// Loads a component (the component model: the engine needs <see cref="WasmtimeEngineSettings.ComponentModel"/>),
+    /// from the cache when possible. Components share the tiers, live cache and single flight with
+    /// modules under keys of their own domain.
+    /// </summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="name">The component's name (for logs).</param>
+    /// <param name="wasm">The component's WebAssembly bytes.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <returns>The component and where it came from.</returns>
+    /// <exception cref="WasmtimeException">The bytes are not a valid component for this engine.</exception>
+    public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, name, wasm, validate: true, cancellationToken);
+        return new LoadedComponent(_live, lease, origin, Stopwatch.GetElapsedTime(start));
+    }
+
+    /// <summary>Loads a component without blocking while another caller compiles it; see <see cref="LoadComponent"/>.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="name">The component's name (for logs).</param>
+    /// <param name="wasm">The component's WebAssembly bytes.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <returns>The component and where it came from.</returns>
+    /// <exception cref="WasmtimeException">The bytes are not a valid component for this engine.</exception>
+    public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = await LoadAsync(ComponentKind.Instance, engine, settings, name, wasm, validate: true, cancellationToken).ConfigureAwait(false);
+        return new LoadedComponent(_live, lease, origin, Stopwatch.GetElapsedTime(start));
+    }
+
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Load<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate, CancellationToken cancellationToken)
+        where T : class, IDisposable
+    {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
         ThrowIfNotBound(engine, settings);
-        long start = Stopwatch.GetTimestamp();
-        var key = settings.DeriveKey(wasm);
+        var key = kind.KeyOf(settings.DeriveKey(wasm));
         if (_live.TryLease(engine, key) is { } live)
         {
-            return Done(live, ModuleOrigin.LiveModule, start);
+            return Done(live, ModuleOrigin.LiveModule);
         }
 
         bool hadIncompatible = false;
-        if (TryLoadCached(engine, name, key, ref hadIncompatible) is { } hit)
+        if (TryLoadCached(kind, engine, name, key, CacheLookupScope.All, ref hadIncompatible) is { } hit)
         {
-            return Done(engine, hit, key, start);
+            return Done(engine, hit, key);
         }
 
-        return CompileOnce(engine, name, key, wasm, validate, hadIncompatible, start, cancellationToken);
-    }
-
-    /// <summary>After a miss: compiles the key once in this process; concurrent callers share the result.</summary>
-    private LoadedModule CompileOnce(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, long start, CancellationToken cancellationToken)
-    {
+        // Claim the compile, or wait for the caller in this process that did.
         var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         while (!_compiling.TryAdd(key, compiled.Task))
         {
@@ -97,35 +144,68 @@ public sealed partial class WasmtimeModuleCache
             {
                 WaitingForCompile?.Invoke(key);
                 var bytes = running.WaitAsync(cancellationToken).GetAwaiter().GetResult();
-                return Shared(engine, name, key, bytes, start);
+                return Shared(kind, engine, name, key, bytes);
             }
         }
 
-        return Lead(engine, name, key, wasm, validate, hadIncompatible, start, compiled, cancellationToken);
+        return Lead(kind, engine, name, key, wasm, validate, hadIncompatible, compiled, cancellationToken);
     }
 
-    /// <summary>As the caller that claimed <paramref name="key"/>: re-checks the cache, compiles, stores, and hands the bytes to the waiters.</summary>
-    private LoadedModule Lead(Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, long start, TaskCompletionSource<byte[]> compiled, CancellationToken cancellationToken)
+    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadAsync<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate, CancellationToken cancellationToken)
+        where T : class, IDisposable
     {
+        ArgumentNullException.ThrowIfNull(engine);
+        ArgumentNullException.ThrowIfNull(settings);
+        ArgumentNullException.ThrowIfNull(name);
+        ThrowIfNotBound(engine, settings);
+        cancellationToken.ThrowIfCancellationRequested();
+        var key = kind.KeyOf(settings.DeriveKey(wasm.Span));
+        if (_live.TryLease(engine, key) is { } live)
+        {
+            return Done(live, ModuleOrigin.LiveModule);
+        }
+
+        // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
+        var (hit, hadIncompatible) = await TryLoadCachedAsync(kind, engine, name, key, CacheLookupScope.All, cancellationToken).ConfigureAwait(false);
+        if (hit is { } found)
+        {
+            return Done(engine, found, key);
+        }
+
+        // Claim the compile, or wait for the caller that did without holding a thread.
+        var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
+        while (!_compiling.TryAdd(key, compiled.Task))
+        {
+            if (_compiling.TryGetValue(key, out var running))
+            {
+                WaitingForCompile?.Invoke(key);
+                var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
+                return Shared(kind, engine, name, key, bytes);
+            }
+        }
+
+        // As the claimant: wait for another process's compile (the machine lock), then re-check the
+        // tiers another process can fill, all without holding a thread.
         IDisposable? machineLock = null;
         try
         {
-            // One compile per machine: processes sharing the disk tier take its lock for this key,
-            // and whoever waited finds the entry that the holder added.
-            machineLock = AcquireMachineLock(key, cancellationToken);
-
-            // Another process may have added it while this one looked, or waited.
-            if (!hadIncompatible && TryLoadCached(engine, name, key, ref hadIncompatible) is { } late)
+            machineLock = await AcquireMachineLockAsync(key, cancellationToken).ConfigureAwait(false);
+            if (!hadIncompatible)
             {
-                compiled.SetResult(late.Module.Serialize()); // for callers that queued behind this one
-                return Done(engine, late, key, start);
+                (hit, hadIncompatible) = await TryLoadCachedAsync(kind, engine, name, key, CacheLookupScope.SharedTiers, cancellationToken).ConfigureAwait(false);
+                if (hit is { } late)
+                {
+                    compiled.SetResult(kind.Serialize((T)late.Artifact)); // for callers that queued behind this one
+                    return Done(engine, late, key);
+                }
             }
 
-            var module = Compile(engine, name, wasm, validate);
-            var serialized = module.Serialize();
+            // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
+            var module = await Task.Run(() => kind.Compile(engine, name, wasm.Span, validate), CancellationToken.None).ConfigureAwait(false);
+            var serialized = kind.Serialize(module);
             compiled.SetResult(serialized);
-            Store(key, serialized, localOnly: hadIncompatible);
-            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key, start);
+            await StoreAsync(key, serialized, localOnly: hadIncompatible, cancellationToken).ConfigureAwait(false);
+            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
         }
         catch (Exception e)
         {
@@ -139,126 +219,52 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
-    /// <summary>Loads a module, from the cache when possible, without blocking while another caller compiles it.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The module's name.</param>
-    /// <param name="wasm">The module's WebAssembly bytes.</param>
-    /// <param name="validate">Validate the bytes before compiling them.</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
-    /// <returns>The module and where it came from.</returns>
-    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
+    /// <summary>As the caller that claimed <paramref name="key"/>: re-checks the shared tiers, compiles, stores, and hands the bytes to the waiters.</summary>
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Lead<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, TaskCompletionSource<byte[]> compiled, CancellationToken cancellationToken)
+        where T : class, IDisposable
     {
-        ArgumentNullException.ThrowIfNull(engine);
-        ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(name);
-        ThrowIfNotBound(engine, settings);
-        cancellationToken.ThrowIfCancellationRequested();
-        long start = Stopwatch.GetTimestamp();
-        var key = settings.DeriveKey(wasm.Span);
-        if (_live.TryLease(engine, key) is { } live)
-        {
-            return Done(live, ModuleOrigin.LiveModule, start);
-        }
-
-        // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
-        var (hit, hadIncompatible) = await TryLoadCachedAsync(engine, name, key, cancellationToken).ConfigureAwait(false);
-        if (hit is { } found)
-        {
-            return Done(engine, found, key, start);
-        }
-
-        // Claim the compile, or wait for the caller that did without holding a thread.
-        var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        while (!_compiling.TryAdd(key, compiled.Task))
-        {
-            if (_compiling.TryGetValue(key, out var running))
-            {
-                WaitingForCompile?.Invoke(key);
-                var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
-                return Shared(engine, name, key, bytes, start);
-            }
-        }
-
-        // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
-        // No token for Task.Run: the claim must always be completed and released by Lead.
-        return await Task.Run(() => Lead(engine, name, key, wasm.Span, validate, hadIncompatible, start, compiled, cancellationToken), CancellationToken.None).ConfigureAwait(false);
-    }
-
-    private async ValueTask<(Loaded? Hit, bool HadIncompatible)> TryLoadCachedAsync(Engine engine, string name, CacheKey key, CancellationToken cancellationToken)
-    {
-        bool hadIncompatible = false;
-        Stream? content;
+        IDisposable? machineLock = null;
         try
         {
-            // A file source is local (the disk tier): its lookup costs a few system calls.
-            if (TryLoadMapped(engine, name, key, ref hadIncompatible, out var mapped))
+            // One compile per machine: processes sharing the disk tier take its lock for this key,
+            // and whoever waited finds the entry that the holder added.
+            machineLock = AcquireMachineLock(key, cancellationToken);
+
+            // Another process may have added it while this one looked, or waited: only the tiers it
+            // can reach are asked again (nothing else in this process compiles this key).
+            if (!hadIncompatible && TryLoadCached(kind, engine, name, key, CacheLookupScope.SharedTiers, ref hadIncompatible) is { } late)
             {
-                return (mapped, hadIncompatible);
+                compiled.SetResult(kind.Serialize((T)late.Artifact)); // for callers that queued behind this one
+                return Done(engine, late, key);
             }
 
-            content = await _cache.GetAsync(key, cancellationToken).ConfigureAwait(false);
+            var module = kind.Compile(engine, name, wasm, validate);
+            var serialized = kind.Serialize(module);
+            compiled.SetResult(serialized);
+            Store(key, serialized, localOnly: hadIncompatible);
+            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
         }
-        catch (Exception e) when (IsCacheFailure(e))
+        catch (Exception e)
         {
-            LogCacheFailed(_logger, "read", key, e);
-            return (null, hadIncompatible);
+            compiled.TrySetException(e);
+            throw;
         }
-
-        if (content is null)
+        finally
         {
-            return (null, hadIncompatible);
-        }
-
-        using (content)
-        {
-            return (TryDeserializeBytes(engine, name, key, content, ref hadIncompatible), hadIncompatible);
+            machineLock?.Dispose();
+            _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
         }
     }
 
-    /// <summary>Tries the file source; <see langword="true"/> when it answered (a mapped module, or an entry this engine cannot use).</summary>
-    private bool TryLoadMapped(Engine engine, string name, CacheKey key, ref bool hadIncompatible, out Loaded? result)
+    private Loaded? TryLoadCached<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, ref bool hadIncompatible)
+        where T : class, IDisposable
     {
-        result = null;
-        if (_files is null || !_files.TryGetFile(key, out var file))
-        {
-            return false;
-        }
-
-        using (file)
-        {
-            try
-            {
-                result = new Loaded(WasmModule.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength);
-                return true;
-            }
-            catch (WasmtimeException e)
-            {
-                // Mapping can fail for reasons of its own (no /proc, a descriptor limit): the verified
-                // bytes decide whether the entry itself is unusable.
-                LogMappedFailed(_logger, key, e.Message);
-                return false;
-            }
-        }
-    }
-
-    private Loaded? TryLoadCached(Engine engine, string name, CacheKey key, ref bool hadIncompatible)
-    {
+        CacheEntry? entry;
         try
         {
-            if (TryLoadMapped(engine, name, key, ref hadIncompatible, out var mapped))
-            {
-                return mapped;
-            }
-
-            if (!_cache.TryGet(key, out var content))
+            if (!_cache.TryGetEntry(key, out entry, scope))
             {
                 return null;
-            }
-
-            using (content)
-            {
-                return TryDeserializeBytes(engine, name, key, content, ref hadIncompatible);
             }
         }
         catch (Exception e) when (IsCacheFailure(e))
@@ -266,23 +272,75 @@ public sealed partial class WasmtimeModuleCache
             LogCacheFailed(_logger, "read", key, e);
             return null;
         }
+
+        using (entry)
+        {
+            return TryLoadEntry(kind, engine, name, key, entry, ref hadIncompatible);
+        }
     }
 
-    private Loaded? TryDeserializeBytes(Engine engine, string name, CacheKey key, Stream content, ref bool hadIncompatible)
+    private async ValueTask<(Loaded? Hit, bool HadIncompatible)> TryLoadCachedAsync<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken)
+        where T : class, IDisposable
     {
-        var bytes = content is MemoryStream memory && memory.TryGetBuffer(out var segment)
-            ? segment
-            : new ArraySegment<byte>(ReadAll(content));
-        return TryDeserialize(() => WasmModule.Deserialize(engine, name, bytes), key, ref hadIncompatible) is { } module
-            ? new Loaded(module, ModuleOrigin.CacheHit, bytes.Count)
-            : null;
-    }
-
-    private WasmModule? TryDeserialize(Func<WasmModule> deserialize, CacheKey key, ref bool hadIncompatible)
-    {
+        CacheEntry? entry;
         try
         {
-            return deserialize();
+            entry = await _cache.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsCacheFailure(e))
+        {
+            LogCacheFailed(_logger, "read", key, e);
+            return (null, false);
+        }
+
+        if (entry is null)
+        {
+            return (null, false);
+        }
+
+        using (entry)
+        {
+            bool hadIncompatible = false;
+            return (TryLoadEntry(kind, engine, name, key, entry, ref hadIncompatible), hadIncompatible);
+        }
+    }
+
+    /// <summary>Turns a hit into a module: maps a verified file, else deserializes the bytes; an entry this engine cannot use is removed from this host's tiers.</summary>
+    private Loaded? TryLoadEntry<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheEntry entry, ref bool hadIncompatible)
+        where T : class, IDisposable
+    {
+        ReadOnlyMemory<byte> bytes;
+        if (entry.File is { } file)
+        {
+            try
+            {
+                return new Loaded(kind.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength);
+            }
+            catch (WasmtimeException e)
+            {
+                // Mapping can fail for reasons of its own (no /proc, a descriptor limit): the verified
+                // bytes decide whether the entry itself is unusable.
+                LogMappedFailed(_logger, key, e.Message);
+            }
+
+            try
+            {
+                bytes = file.ReadPayload();
+            }
+            catch (Exception e) when (IsCacheFailure(e))
+            {
+                LogCacheFailed(_logger, "read", key, e);
+                return null;
+            }
+        }
+        else
+        {
+            bytes = entry.Bytes;
+        }
+
+        try
+        {
+            return new Loaded(kind.Deserialize(engine, name, bytes.Span), ModuleOrigin.CacheHit, bytes.Length);
         }
         catch (WasmtimeException e)
         {
@@ -326,6 +384,49 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
+    private async ValueTask<IDisposable?> AcquireMachineLockAsync(CacheKey key, CancellationToken cancellationToken)
+    {
+        if (_compileLockTimeout <= TimeSpan.Zero)
+        {
+            return null;
+        }
+
+        try
+        {
+            var (offered, acquired) = await _cache.TryAcquireCompileLockAsync(key, _compileLockTimeout, cancellationToken).ConfigureAwait(false);
+            if (offered && acquired is null)
+            {
+                LogCompileLockTimedOut(_logger, key, _compileLockTimeout.TotalSeconds);
+            }
+
+            return acquired;
+        }
+        catch (Exception e) when (IsCacheFailure(e))
+        {
+            LogCacheFailed(_logger, "lock", key, e);
+            return null;
+        }
+    }
+
+    private async ValueTask StoreAsync(CacheKey key, byte[] serialized, bool localOnly, CancellationToken cancellationToken)
+    {
+        if (localOnly)
+        {
+            Store(key, serialized, localOnly); // local tiers only: the recompile after an unusable entry
+            return;
+        }
+
+        try
+        {
+            using var content = new MemoryStream(serialized, writable: false);
+            await _cache.AddAsync(key, content, cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsCacheFailure(e))
+        {
+            LogCacheFailed(_logger, "add", key, e);
+        }
+    }
+
     /// <summary>
     /// With <see cref="WasmtimeEngineSettings"/> the key must describe the engine's code, so the engine
     /// must come from <see cref="WasmtimeEngineSettings.CreateEngine"/> with equal settings. (A custom
@@ -356,16 +457,6 @@ public sealed partial class WasmtimeModuleCache
     /// </summary>
     private static bool IsCacheFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
 
-    private static WasmModule Compile(Engine engine, string name, ReadOnlySpan<byte> wasm, bool validate)
-    {
-        if (validate && WasmModule.Validate(engine, wasm) is { } error)
-        {
-            throw new WasmtimeException($"Module '{name}' is not valid WebAssembly: {error}");
-        }
-
-        return WasmModule.FromBytes(engine, name, wasm);
-    }
-
     private void Store(CacheKey key, byte[] serialized, bool localOnly)
     {
         try
@@ -387,13 +478,6 @@ public sealed partial class WasmtimeModuleCache
         }
     }
 
-    private static byte[] ReadAll(Stream content)
-    {
-        using var copy = new MemoryStream();
-        content.CopyTo(copy);
-        return copy.ToArray();
-    }
-
     /// <summary>
     /// Drops the live modules of <paramref name="engine"/> (modules still held by a
     /// <see cref="LoadedModule"/> are disposed when it is). Call it before disposing an engine whose
@@ -410,23 +494,23 @@ public sealed partial class WasmtimeModuleCache
     /// <summary>Bytes of live modules held (their serialized sizes), for diagnostics and tests.</summary>
     public long LiveModuleBytes => _live.Bytes;
 
-    private LoadedModule Shared(Engine engine, string name, CacheKey key, byte[] bytes, long start)
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Shared<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, byte[] bytes)
+        where T : class, IDisposable
         => _live.TryLease(engine, key) is { } live // the compiling caller used this engine too
-            ? Done(live, ModuleOrigin.SharedCompile, start)
-            : Done(engine, new Loaded(WasmModule.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, bytes.Length), key, start);
+            ? Done(live, ModuleOrigin.SharedCompile)
+            : Done(engine, new Loaded(kind.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, bytes.Length), key);
 
-    private LoadedModule Done(Engine engine, Loaded loaded, CacheKey key, long start)
-        => Done(_live.Add(engine, key, loaded.Module, loaded.Size), loaded.Origin, start);
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Done(Engine engine, Loaded loaded, CacheKey key)
+        => Done(_live.Add(engine, key, loaded.Artifact, loaded.Size), loaded.Origin);
 
-    private LoadedModule Done(LiveModules.Entry lease, ModuleOrigin origin, long start)
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Done(LiveModules.Entry lease, ModuleOrigin origin)
     {
         _loads.Add(1, new KeyValuePair<string, object?>("filecache.origin", origin.ToString().ToLowerInvariant()));
-        return new LoadedModule(_live, lease, origin, Stopwatch.GetElapsedTime(start));
+        return (lease, origin);
     }
 
-    /// <summary>A module this call obtained, where from, and its serialized size (for the live budget).</summary>
-    private readonly record struct Loaded(WasmModule Module, ModuleOrigin Origin, long Size);
-
+    /// <summary>A module or component this call obtained, where from, and its serialized size (for the live budget).</summary>
+    private readonly record struct Loaded(IDisposable Artifact, ModuleOrigin Origin, long Size);
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); removed from this host's tiers, compiling again")]
     private static partial void LogIncompatible(ILogger logger, CacheKey key, string reason);
 

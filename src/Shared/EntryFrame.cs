@@ -7,20 +7,24 @@ namespace FileCache.Internal;
 /// <summary>
 /// The integrity frame stored after every payload (source file shared by the disk and distributed
 /// backends). Putting it last means a verified entry file starts with the payload itself, so a
-/// memory-mapping loader can use the file as it is.
+/// memory-mapping loader can use the file as it is. Specified in docs/entry-frame.md.
 /// </summary>
 /// <remarks>
 /// Trailer, 64 bytes, little-endian:
-/// <c>"FCWC"</c> magic (4) | format version u16 | flags u16 (bit 0: authenticated) |
-/// payload length u64 | XXH3-64 of the payload seeded with the key's first 8 bytes (8) |
+/// <c>"FCWC"</c> magic (4) | format version u16 (2) | flags u16 (bit 0: authenticated) |
+/// payload length u64 | XXH3-64 of the chunk digests seeded with the key's first 8 bytes (8) |
 /// HMAC-SHA256 tag (32, zero when not authenticated) | reserved u32 (0) | <c>"FCWC"</c> (4).
-/// The tag is HMAC-SHA256(authentication key, cache key (32) | payload | trailer bytes 0..24),
-/// so a valid entry cannot be made without the key, nor moved to another cache key.
+/// The payload is cut into 1 MiB chunks, each digested on its own (XXH3-64, or SHA-256 when
+/// authenticated), so a large entry is checked on all cores. The tag is HMAC-SHA256(authentication
+/// key, cache key (32) | chunk digests | trailer bytes 0..24): SHA-256's collision resistance makes
+/// the digest list stand for the payload, so a valid entry cannot be made without the key, nor moved
+/// to another cache key.
 /// </remarks>
 internal static class EntryFrame
 {
     public const int TrailerSize = 64;
-    public const ushort CurrentVersion = 1;
+    public const ushort CurrentVersion = 2;
+    public const int ChunkSize = 1 << 20;
     private const ushort FlagAuthenticated = 1;
     private const int TagOffset = 24;
     private const int TagSize = 32;
@@ -30,97 +34,65 @@ internal static class EntryFrame
     /// <summary>Builds a trailer while the payload streams through.</summary>
     public sealed class Writer : IDisposable
     {
-        private readonly XxHash3 _checksum;
-        private readonly IncrementalHash? _hmac;
-        private long _length;
+        private readonly CacheKey _key;
+        private readonly byte[]? _authenticationKey;
+        private readonly ChunkDigests _digests;
 
         public Writer(CacheKey key, byte[]? authenticationKey)
         {
-            _checksum = new XxHash3(Seed(key));
-            if (authenticationKey is not null)
-            {
-                _hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, authenticationKey);
-                Span<byte> k = stackalloc byte[CacheKey.Size];
-                key.CopyTo(k);
-                _hmac.AppendData(k);
-            }
+            _key = key;
+            _authenticationKey = authenticationKey;
+            _digests = new ChunkDigests(key, authenticated: authenticationKey is not null);
         }
 
-        public long Length => _length;
+        public long Length => _digests.Length;
 
-        public void Append(ReadOnlySpan<byte> payload)
-        {
-            _checksum.Append(payload);
-            _hmac?.AppendData(payload);
-            _length += payload.Length;
-        }
+        public void Append(ReadOnlySpan<byte> payload) => _digests.Append(payload);
 
         public void WriteTrailer(Span<byte> trailer)
         {
             trailer = trailer[..TrailerSize];
             trailer.Clear();
+            var digests = _digests.Finish();
             Magic.CopyTo(trailer);
             BinaryPrimitives.WriteUInt16LittleEndian(trailer[4..], CurrentVersion);
-            BinaryPrimitives.WriteUInt16LittleEndian(trailer[6..], _hmac is null ? (ushort)0 : FlagAuthenticated);
-            BinaryPrimitives.WriteUInt64LittleEndian(trailer[8..], (ulong)_length);
-            BinaryPrimitives.WriteUInt64LittleEndian(trailer[16..], _checksum.GetCurrentHashAsUInt64());
-            if (_hmac is not null)
+            BinaryPrimitives.WriteUInt16LittleEndian(trailer[6..], _authenticationKey is null ? (ushort)0 : FlagAuthenticated);
+            BinaryPrimitives.WriteUInt64LittleEndian(trailer[8..], (ulong)_digests.Length);
+            BinaryPrimitives.WriteUInt64LittleEndian(trailer[16..], XxHash3.HashToUInt64(digests, Seed(_key)));
+            if (_authenticationKey is not null)
             {
-                _hmac.AppendData(trailer[..TagOffset]);
-                _hmac.GetHashAndReset(trailer.Slice(TagOffset, TagSize));
+                Tag(_authenticationKey, _key, digests, trailer[..TagOffset], trailer.Slice(TagOffset, TagSize));
             }
 
             Magic.CopyTo(trailer[60..]);
         }
 
-        public void Dispose() => _hmac?.Dispose();
+        public void Dispose() => _digests.Dispose();
     }
 
     /// <summary>Checks a payload that arrives in pieces (for example while a file is still being read).</summary>
     public sealed class Verifier : IDisposable
     {
-        private readonly XxHash3? _checksum;
-        private readonly IncrementalHash? _hmac;
+        private readonly CacheKey _key;
+        private readonly byte[]? _authenticationKey;
+        private readonly ChunkDigests _digests;
 
-        public Verifier(CacheKey key, byte[]? authenticationKey)
+        /// <param name="key">The cache key.</param>
+        /// <param name="authenticationKey">The reader's key, if any.</param>
+        /// <param name="trailer">A trailer that <see cref="ReadTrailer"/> accepted (it says how chunks are digested).</param>
+        public Verifier(CacheKey key, byte[]? authenticationKey, ReadOnlySpan<byte> trailer)
         {
-            if (authenticationKey is null)
-            {
-                _checksum = new XxHash3(Seed(key));
-            }
-            else
-            {
-                // The tag covers every payload byte, so the checksum would only repeat the work.
-                _hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, authenticationKey);
-                Span<byte> k = stackalloc byte[CacheKey.Size];
-                key.CopyTo(k);
-                _hmac.AppendData(k);
-            }
+            _key = key;
+            _authenticationKey = authenticationKey;
+            _digests = new ChunkDigests(key, IsAuthenticated(trailer));
         }
 
-        public void Append(ReadOnlySpan<byte> payload)
-        {
-            _checksum?.Append(payload);
-            _hmac?.AppendData(payload);
-        }
+        public void Append(ReadOnlySpan<byte> payload) => _digests.Append(payload);
 
-        /// <summary>Compares with a trailer that <see cref="ReadTrailer"/> accepted.</summary>
-        public FrameStatus Finish(ReadOnlySpan<byte> trailer)
-        {
-            if (_checksum is not null)
-            {
-                return _checksum.GetCurrentHashAsUInt64() == BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..])
-                    ? FrameStatus.Valid
-                    : FrameStatus.ChecksumMismatch;
-            }
+        /// <summary>Compares with the trailer given at construction.</summary>
+        public FrameStatus Finish(ReadOnlySpan<byte> trailer) => Check(_key, _digests.Finish(), trailer, _authenticationKey);
 
-            _hmac!.AppendData(trailer[..TagOffset]);
-            Span<byte> tag = stackalloc byte[TagSize];
-            _hmac.GetHashAndReset(tag);
-            return CryptographicOperations.FixedTimeEquals(tag, trailer.Slice(TagOffset, TagSize)) ? FrameStatus.Valid : FrameStatus.BadTag;
-        }
-
-        public void Dispose() => _hmac?.Dispose();
+        public void Dispose() => _digests.Dispose();
     }
 
     /// <summary>Checks a whole framed entry (payload followed by trailer).</summary>
@@ -188,22 +160,90 @@ internal static class EntryFrame
         return FrameStatus.Valid;
     }
 
-    /// <summary>Verifies a payload held somewhere other than one span (for example a mapped file).</summary>
+    /// <summary>Verifies a payload held somewhere other than one span (for example a mapped file), on all cores when it is large.</summary>
     public static FrameStatus VerifyPayload(CacheKey key, ReadOnlySpan<byte> payload, ReadOnlySpan<byte> trailer, byte[]? authenticationKey)
     {
-        if (authenticationKey is not null)
-        {
-            using var verifier = new Verifier(key, authenticationKey);
-            verifier.Append(payload);
-            return verifier.Finish(trailer);
-        }
+        bool authenticated = IsAuthenticated(trailer);
+        var digests = new byte[ChunkCount(payload.Length) * DigestSize(authenticated)];
+        DigestChunks(key, authenticated, payload, digests);
+        return Check(key, digests, trailer, authenticationKey);
+    }
 
-        if (XxHash3.HashToUInt64(payload, Seed(key)) != BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]))
+    private static FrameStatus Check(CacheKey key, ReadOnlySpan<byte> digests, ReadOnlySpan<byte> trailer, byte[]? authenticationKey)
+    {
+        if (XxHash3.HashToUInt64(digests, Seed(key)) != BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]))
         {
             return FrameStatus.ChecksumMismatch;
         }
 
-        return FrameStatus.Valid;
+        if (authenticationKey is null)
+        {
+            return FrameStatus.Valid;
+        }
+
+        Span<byte> tag = stackalloc byte[TagSize];
+        Tag(authenticationKey, key, digests, trailer[..TagOffset], tag);
+        return CryptographicOperations.FixedTimeEquals(tag, trailer.Slice(TagOffset, TagSize)) ? FrameStatus.Valid : FrameStatus.BadTag;
+    }
+
+    private static void Tag(byte[] authenticationKey, CacheKey key, ReadOnlySpan<byte> digests, ReadOnlySpan<byte> trailerHead, Span<byte> tag)
+    {
+        using var hmac = IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, authenticationKey);
+        Span<byte> k = stackalloc byte[CacheKey.Size];
+        key.CopyTo(k);
+        hmac.AppendData(k);
+        hmac.AppendData(digests);
+        hmac.AppendData(trailerHead);
+        hmac.GetHashAndReset(tag);
+    }
+
+    private static bool IsAuthenticated(ReadOnlySpan<byte> trailer) => (BinaryPrimitives.ReadUInt16LittleEndian(trailer[6..]) & FlagAuthenticated) != 0;
+
+    private static int DigestSize(bool authenticated) => authenticated ? 32 : 8;
+
+    private static int ChunkCount(long length) => (int)((length + ChunkSize - 1) / ChunkSize);
+
+    /// <summary>Digests whole chunks (the last may be short) into <paramref name="digests"/>, in parallel when there are several.</summary>
+    private static unsafe void DigestChunks(CacheKey key, bool authenticated, ReadOnlySpan<byte> data, Span<byte> digests)
+    {
+        int count = ChunkCount(data.Length);
+        int size = DigestSize(authenticated);
+        long seed = Seed(key);
+        if (count <= 1)
+        {
+            if (count == 1)
+            {
+                DigestChunk(authenticated, seed, data, digests[..size]);
+            }
+
+            return;
+        }
+
+        fixed (byte* source = data)
+        fixed (byte* target = digests)
+        {
+            // Spans cannot enter a lambda; the pinned addresses can.
+            nint from = (nint)source, to = (nint)target;
+            int length = data.Length;
+            Parallel.For(0, count, i =>
+            {
+                int offset = i * ChunkSize;
+                var chunk = new ReadOnlySpan<byte>((byte*)from + offset, Math.Min(ChunkSize, length - offset));
+                DigestChunk(authenticated, seed, chunk, new Span<byte>((byte*)to + (i * size), size));
+            });
+        }
+    }
+
+    private static void DigestChunk(bool authenticated, long seed, ReadOnlySpan<byte> chunk, Span<byte> digest)
+    {
+        if (authenticated)
+        {
+            SHA256.HashData(chunk, digest);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(digest, XxHash3.HashToUInt64(chunk, seed));
+        }
     }
 
     private static long Seed(CacheKey key)
@@ -211,6 +251,90 @@ internal static class EntryFrame
         Span<byte> k = stackalloc byte[CacheKey.Size];
         key.CopyTo(k);
         return BinaryPrimitives.ReadInt64LittleEndian(k);
+    }
+
+    /// <summary>The chunk digests of a payload that arrives in pieces of any size: whole chunks in a piece are digested in parallel.</summary>
+    private sealed class ChunkDigests(CacheKey key, bool authenticated) : IDisposable
+    {
+        private readonly long _seed = Seed(key);
+        private readonly List<byte> _digests = [];
+        private readonly byte[] _partial = new byte[DigestSize(authenticated)];
+        private XxHash3? _checksum;
+        private IncrementalHash? _sha;
+        private int _inChunk; // bytes of the current, unfinished chunk
+
+        public long Length { get; private set; }
+
+        public void Append(ReadOnlySpan<byte> payload)
+        {
+            Length += payload.Length;
+            if (_inChunk > 0)
+            {
+                int n = Math.Min(ChunkSize - _inChunk, payload.Length);
+                AppendToChunk(payload[..n]);
+                payload = payload[n..];
+            }
+
+            int whole = payload.Length / ChunkSize * ChunkSize;
+            if (whole > 0)
+            {
+                var digests = new byte[whole / ChunkSize * _partial.Length];
+                DigestChunks(key, authenticated, payload[..whole], digests);
+                _digests.AddRange(digests);
+                payload = payload[whole..];
+            }
+
+            if (!payload.IsEmpty)
+            {
+                AppendToChunk(payload);
+            }
+        }
+
+        public byte[] Finish()
+        {
+            if (_inChunk > 0)
+            {
+                EndChunk();
+            }
+
+            return [.. _digests];
+        }
+
+        public void Dispose() => _sha?.Dispose();
+
+        private void AppendToChunk(ReadOnlySpan<byte> bytes)
+        {
+            if (authenticated)
+            {
+                (_sha ??= IncrementalHash.CreateHash(HashAlgorithmName.SHA256)).AppendData(bytes);
+            }
+            else
+            {
+                (_checksum ??= new XxHash3(_seed)).Append(bytes);
+            }
+
+            _inChunk += bytes.Length;
+            if (_inChunk == ChunkSize)
+            {
+                EndChunk();
+            }
+        }
+
+        private void EndChunk()
+        {
+            if (authenticated)
+            {
+                _sha!.GetHashAndReset(_partial);
+            }
+            else
+            {
+                BinaryPrimitives.WriteUInt64LittleEndian(_partial, _checksum!.GetCurrentHashAsUInt64());
+                _checksum.Reset();
+            }
+
+            _digests.AddRange(_partial);
+            _inChunk = 0;
+        }
     }
 }
 

@@ -123,7 +123,7 @@ public sealed class DiskCodeCacheTests : IDisposable
         Assert.DoesNotContain(_dir.Files(), f => f.StartsWith(".tmp-", StringComparison.Ordinal));
     }
 
-    public static TheoryData<string> Corruptions() => ["truncate", "flip", "foreign", "future-version", "empty", "moved"];
+    public static TheoryData<string> Corruptions() => ["truncate", "flip", "foreign", "future-version", "old-version", "empty", "moved"];
 
     [Theory]
     [MemberData(nameof(Corruptions))]
@@ -147,7 +147,8 @@ public sealed class DiskCodeCacheTests : IDisposable
                 "truncate" => file[..random.Next(file.Length)],
                 "flip" => Flip(file, random.Next(file.Length), random),
                 "foreign" => "#!/bin/sh\necho not machine code\n"u8.ToArray(),
-                "future-version" => WithVersion(file, 2),
+                "future-version" => WithVersion(file, 3),
+                "old-version" => WithVersion(file, 1), // format 1 (one whole-payload checksum): replaced by the next add
                 "empty" => [],
                 "moved" => File.ReadAllBytes(MakeEntryFor(cache, TestKeys.Key(2), value)),
                 _ => throw new ArgumentException(kind),

@@ -10,9 +10,11 @@ public sealed class EntryFrameTests
     private static readonly byte[] Payload = "FileCache"u8.ToArray();
 
     // The trailers documented in docs/entry-frame.md.
-    private const string Unauthenticated = "4643574301000000090000000000000020332080eadb248100000000000000000000000000000000000000000000000000000000000000000000000046435743";
-    private const string Authenticated = "4643574301000100090000000000000020332080eadb2481eaf0c3b93daf383b7b50ccc063f1f76e223f134af60462c224cd35528188148c0000000046435743";
-    private const string EmptyUnauthenticated = "46435743010000000000000000000000f2424c651271212800000000000000000000000000000000000000000000000000000000000000000000000046435743";
+    private const string Unauthenticated = "4643574302000000090000000000000024ce1770cf4fcccf00000000000000000000000000000000000000000000000000000000000000000000000046435743";
+    private const string Authenticated = "46435743020001000900000000000000909e719981dca27c11dec82d5ac8f52e71d84997def0e3cfd498aa4e3e8745d265c58415163003de0000000046435743";
+    private const string EmptyUnauthenticated = "46435743020000000000000000000000f2424c651271212800000000000000000000000000000000000000000000000000000000000000000000000046435743";
+    private const string LargeUnauthenticated = "4643574302000000000028000000000035ff478893c8f65d00000000000000000000000000000000000000000000000000000000000000000000000046435743";
+    private const string LargeAuthenticated = "464357430200010000002800000000003b4c6c7f11d58472c41a0a051efdb7e68553353d4eb61b5de0c162b454c570c328ab467f85cc3d120000000046435743";
 
     private static byte[] Entry(byte[] payload, byte[]? authenticationKey, CacheKey? key = null)
     {
@@ -26,14 +28,19 @@ public sealed class EntryFrameTests
 
     private static string Trailer(byte[] entry) => Convert.ToHexStringLower(entry.AsSpan(entry.Length - EntryFrame.TrailerSize));
 
+    /// <summary>2.5 MiB, byte i = i mod 251: three chunks, the last one short.</summary>
+    private static readonly byte[] LargePayload = Enumerable.Range(0, (5 * EntryFrame.ChunkSize) / 2).Select(i => (byte)(i % 251)).ToArray();
+
     [Fact]
     public void Vectors_MatchTheDocument()
     {
         Assert.Equal(Unauthenticated, Trailer(Entry(Payload, null)));
         Assert.Equal(Authenticated, Trailer(Entry(Payload, AuthenticationKey)));
         Assert.Equal(EmptyUnauthenticated, Trailer(Entry([], null)));
+        Assert.Equal(LargeUnauthenticated, Trailer(Entry(LargePayload, null)));
+        Assert.Equal(LargeAuthenticated, Trailer(Entry(LargePayload, AuthenticationKey)));
         string document = File.ReadAllText(Path.Join(RepositoryRoot(), "docs", "entry-frame.md"));
-        foreach (var vector in new[] { Unauthenticated, Authenticated, EmptyUnauthenticated })
+        foreach (var vector in new[] { Unauthenticated, Authenticated, EmptyUnauthenticated, LargeUnauthenticated, LargeAuthenticated })
         {
             Assert.Contains(vector, document);
         }
@@ -46,6 +53,67 @@ public sealed class EntryFrameTests
         Assert.Equal(Payload.Length, length);
         Assert.Equal(FrameStatus.Valid, EntryFrame.Verify(Key, Entry(Payload, AuthenticationKey), AuthenticationKey, out _));
         Assert.Equal(FrameStatus.Valid, EntryFrame.Verify(Key, Entry([], null), null, out _));
+        Assert.Equal(FrameStatus.Valid, EntryFrame.Verify(Key, Entry(LargePayload, AuthenticationKey), AuthenticationKey, out _));
+        Assert.Equal(FrameStatus.Valid, EntryFrame.Verify(Key, Entry(LargePayload, null), null, out _));
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(4096)]
+    [InlineData(EntryFrame.ChunkSize - 1)]
+    [InlineData(EntryFrame.ChunkSize + 1)]
+    [InlineData(3 * EntryFrame.ChunkSize)]
+    public void TheTrailer_DoesNotDependOnHowThePayloadWasCut(int piece)
+    {
+        // The writer and the streaming verifier take pieces of any size; whole chunks go in parallel.
+        foreach (var key in new[] { null, AuthenticationKey })
+        {
+            var expected = Entry(LargePayload, key);
+            var trailer = new byte[EntryFrame.TrailerSize];
+            using (var writer = new EntryFrame.Writer(Key, key))
+            {
+                for (int at = 0; at < LargePayload.Length; at += piece)
+                {
+                    writer.Append(LargePayload.AsSpan(at, Math.Min(piece, LargePayload.Length - at)));
+                }
+
+                writer.WriteTrailer(trailer);
+            }
+
+            Assert.Equal(Trailer(expected), Convert.ToHexStringLower(trailer));
+            using var verifier = new EntryFrame.Verifier(Key, key, trailer);
+            for (int at = 0; at < LargePayload.Length; at += piece)
+            {
+                verifier.Append(LargePayload.AsSpan(at, Math.Min(piece, LargePayload.Length - at)));
+            }
+
+            Assert.Equal(FrameStatus.Valid, verifier.Finish(trailer));
+        }
+    }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(EntryFrame.ChunkSize - 1)]
+    [InlineData(EntryFrame.ChunkSize)]
+    [InlineData((5 * EntryFrame.ChunkSize / 2) - 1)]
+    public void AFlipInAnyChunk_IsRejected_WithAndWithoutAKey(int at)
+    {
+        foreach (var key in new[] { null, AuthenticationKey })
+        {
+            var entry = Entry(LargePayload, key);
+            entry[at] ^= 1;
+            Assert.NotEqual(FrameStatus.Valid, EntryFrame.Verify(Key, entry, key, out _));
+        }
+    }
+
+    [Fact]
+    public void SwappedChunks_AreRejected()
+    {
+        var entry = Entry(LargePayload, AuthenticationKey);
+        var first = entry.AsSpan(0, EntryFrame.ChunkSize).ToArray();
+        entry.AsSpan(EntryFrame.ChunkSize, EntryFrame.ChunkSize).CopyTo(entry);
+        first.CopyTo(entry.AsSpan(EntryFrame.ChunkSize));
+        Assert.NotEqual(FrameStatus.Valid, EntryFrame.Verify(Key, entry, AuthenticationKey, out _));
     }
 
     [Theory]
@@ -97,7 +165,8 @@ public sealed class EntryFrameTests
     {
         var other = new CacheKey(Enumerable.Range(100, 32).Select(i => (byte)i).ToArray());
         Assert.Equal(FrameStatus.ChecksumMismatch, EntryFrame.Verify(other, Entry(Payload, null), null, out _));
-        Assert.Equal(FrameStatus.BadTag, EntryFrame.Verify(other, Entry(Payload, AuthenticationKey), AuthenticationKey, out _));
+        // The checksum, seeded by the cache key, already fails; the tag binds the key too.
+        Assert.Equal(FrameStatus.ChecksumMismatch, EntryFrame.Verify(other, Entry(Payload, AuthenticationKey), AuthenticationKey, out _));
         Assert.Equal(FrameStatus.NotAuthenticated, EntryFrame.Verify(Key, Entry(Payload, null), AuthenticationKey, out _));
     }
 

@@ -154,18 +154,27 @@ public sealed class WasmtimeTrustTests : IDisposable
         using var loaded = loader.Load(engine, _settings, "m", Answer(1000));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.Equal(1000, CallAnswer(loaded, engine));
-        using var asyncLoaded = await loader.LoadAsync(engine, _settings, "m", Answer(1000));
-        Assert.Equal(1000, CallAnswer(asyncLoaded, engine));
+        using var fresh = _settings.CreateEngine(); // not the live module: the async path asks the cache
+        using var asyncLoaded = await loader.LoadAsync(fresh, _settings, "m", Answer(1000));
+        Assert.Equal(ModuleOrigin.Compiled, asyncLoaded.Origin);
+        Assert.Equal(1000, CallAnswer(asyncLoaded, fresh));
     }
 
     /// <summary>Runs an action after the inner cache verified an entry and before the loader opens it.</summary>
-    private sealed class AfterVerification(DiskCodeCache inner, Action between) : IWasmCodeCache, ICacheEntryFileSource
+    private sealed class AfterVerification(DiskCodeCache inner, Action between) : IWasmCodeCache, ICacheEntrySource
     {
-        public bool TryGetFile(CacheKey key, [NotNullWhen(true)] out CacheEntryFile? file)
+        public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
         {
-            bool found = inner.TryGetFile(key, out file);
+            bool found = inner.TryGetEntry(key, scope, out entry);
             between();
             return found;
+        }
+
+        public async ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+        {
+            var entry = await inner.GetEntryAsync(key, scope, cancellationToken);
+            between();
+            return entry;
         }
 
         public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content) => inner.TryGet(key, out content);
@@ -181,9 +190,15 @@ public sealed class WasmtimeTrustTests : IDisposable
         public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
     }
 
-    private sealed class Throwing(Exception e) : IWasmCodeCache, ICacheEntryFileSource
+    private sealed class Throwing(Exception e) : IWasmCodeCache, ICacheEntrySource, ICompileLockSource
     {
-        public bool TryGetFile(CacheKey key, [NotNullWhen(true)] out CacheEntryFile? file) => throw e;
+        public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry) => throw e;
+
+        public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default) => throw e;
+
+        public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default) => throw e;
+
+        public ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default) => throw e;
 
         public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content) => throw e;
 

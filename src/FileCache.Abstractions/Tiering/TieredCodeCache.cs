@@ -18,7 +18,7 @@ namespace FileCache.Tiering;
 /// failure(s); a tier whose Add failed is also asked to delete the key so it cannot keep serving
 /// an older value.
 /// </remarks>
-public sealed partial class TieredCodeCache : IWasmCodeCache, IDisposable, IAsyncDisposable
+public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, IDisposable, IAsyncDisposable
 {
     private readonly IWasmCodeCache[] _tiers;
     private readonly bool _ownsTiers;
@@ -157,6 +157,97 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, IDisposable, IAsyn
         _metrics.Miss();
         return null;
     }
+
+    /// <inheritdoc/>
+    /// <remarks>Each tier is asked once, in the form it holds entries; a hit below the first tier is
+    /// copied into the faster tiers (a file hit is read for that only when there is a faster tier).</remarks>
+    public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
+    {
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            try
+            {
+                if (!_tiers[i].TryGetEntry(key, out var found, scope))
+                {
+                    continue;
+                }
+
+                for (int j = 0; j < i; j++)
+                {
+                    try
+                    {
+                        _tiers[j].Add(key, ReadOnly(found.ReadBytes()));
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        OnTierFailure(j, "add", key, e);
+                    }
+                }
+
+                _metrics.Hit(found.Length);
+                entry = found;
+                return true;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "get", key, e);
+            }
+        }
+
+        _metrics.Miss();
+        entry = null;
+        return false;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+    {
+        for (int i = 0; i < _tiers.Length; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            try
+            {
+                if (await _tiers[i].GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false) is not { } found)
+                {
+                    continue;
+                }
+
+                for (int j = 0; j < i; j++)
+                {
+                    try
+                    {
+                        await _tiers[j].AddAsync(key, ReadOnly(found.ReadBytes()), cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (Exception e) when (e is not OperationCanceledException)
+                    {
+                        OnTierFailure(j, "add", key, e);
+                    }
+                }
+
+                _metrics.Hit(found.Length);
+                return found;
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(i, "get", key, e);
+            }
+        }
+
+        _metrics.Miss();
+        return null;
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>The lock of the first tier that offers one; without such a tier, <see langword="null"/> at once.</remarks>
+    public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => LockTier()?.TryAcquireCompileLock(key, timeout, cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>The lock of the first tier that offers one; without such a tier, <see langword="null"/> at once.</remarks>
+    public ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => LockTier()?.TryAcquireCompileLockAsync(key, timeout, cancellationToken) ?? ValueTask.FromResult<IDisposable?>(null);
+
+    private ICompileLockSource? LockTier() => Array.Find(_tiers, static t => t is ICompileLockSource) as ICompileLockSource;
 
     /// <inheritdoc/>
     public void Add(CacheKey key, Stream content)
@@ -316,6 +407,11 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, IDisposable, IAsyn
     }
 
     private static MemoryStream ReadOnly(byte[] bytes) => new(bytes, 0, bytes.Length, writable: false, publiclyVisible: false);
+
+    private static MemoryStream ReadOnly(ReadOnlyMemory<byte> bytes)
+        => System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment)
+            ? new(segment.Array!, segment.Offset, segment.Count, writable: false, publiclyVisible: false)
+            : ReadOnly(bytes.ToArray());
 
     private void TryDeleteAfterFailedAdd(int tier, CacheKey key)
     {
