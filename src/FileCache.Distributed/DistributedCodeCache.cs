@@ -14,8 +14,9 @@ using Polly.Timeout;
 namespace FileCache.Distributed;
 
 /// <summary>
-/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), writing
-/// through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it. Every value is
+/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), reading and
+/// writing through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it
+/// (reads into a writer bounded by <see cref="DistributedCodeCacheOptions.MaxEntrySize"/>). Every value is
 /// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
 /// the cache key and payload: forged, truncated or foreign values are misses, counted with their
 /// reason; damaged ones are removed, ones that fail authentication are left for nodes that may use
@@ -73,7 +74,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
                 MinimumThroughput = 2,
                 SamplingDuration = TimeSpan.FromSeconds(10),
                 BreakDuration = options.BreakDuration,
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutRejectedException),
+                // An oversized value is the value's fault, not the store's: it must not open the circuit.
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (OperationCanceledException or BoundedBufferWriter.TooLargeException) || e is TimeoutRejectedException),
             })
             .AddTimeout(options.Timeout)
             .Build();
@@ -100,7 +102,13 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
         byte[]? value;
         try
         {
-            value = _pipeline.Execute(static state => state.Self.Bounded(() => state.Self._store.Get(state.StoreKey)), (Self: this, StoreKey: storeKey));
+            value = _pipeline.Execute(static state => state.Self.Bounded(() => state.Self.Read(state.StoreKey)), (Self: this, StoreKey: storeKey));
+        }
+        catch (BoundedBufferWriter.TooLargeException e)
+        {
+            RejectTooLarge(key, storeKey, e.AtLeast);
+            content = null;
+            return false;
         }
         catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
         {
@@ -127,7 +135,12 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
         byte[]? value;
         try
         {
-            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self._store.GetAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
+            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.ReadAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
+        }
+        catch (BoundedBufferWriter.TooLargeException e)
+        {
+            RejectTooLarge(key, storeKey, e.AtLeast);
+            return null;
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
@@ -155,21 +168,16 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     private MemoryStream? Accept(CacheKey key, string storeKey, byte[]? value, out bool remove)
     {
         remove = false;
-        // Reads use the byte[] API even when the buffer API exists: the value must be verified as
-        // one array anyway, and filling an unpooled IBufferWriter of unknown size copies a 30 MB
-        // entry several times while it grows (benchmarks/README.md: 112 ms against 74 ms).
         if (value is null)
         {
             _metrics.Miss();
             return null;
         }
 
-        if (value.Length > _options.MaxEntrySize + EntryFrame.TrailerSize)
+        if (value.Length > ValueLimit)
         {
-            // Checked before authentication: an oversized value costs no MAC over hundreds of MB.
-            _metrics.Rejected("TooLarge");
-            _metrics.Miss();
-            LogRejectedValue(_logger, key, storeKey, $"TooLarge: {value.Length} bytes, MaxEntrySize {_options.MaxEntrySize}", "left in the store");
+            // A store without the buffer API hands over the whole value; still, an oversized one costs no MAC.
+            RejectTooLarge(key, storeKey, value.Length);
             return null;
         }
 
@@ -190,6 +198,43 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
 
         _metrics.Hit(payloadLength);
         return new MemoryStream(value, 0, (int)payloadLength, writable: false, publiclyVisible: true);
+    }
+
+    /// <summary>The largest value accepted: a payload of <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> and its frame.</summary>
+    private long ValueLimit => _options.MaxEntrySize + EntryFrame.TrailerSize;
+
+    /// <summary>
+    /// Reads a value. Through the buffer API when the store has it, into a writer bounded by
+    /// <see cref="ValueLimit"/>: an oversized value stops the read before this process allocates
+    /// for it or authenticates it (the store's client may still have received it whole).
+    /// </summary>
+    private byte[]? Read(string storeKey)
+    {
+        if (_bufferStore is null)
+        {
+            return _store.Get(storeKey);
+        }
+
+        var writer = new BoundedBufferWriter(ValueLimit);
+        return _bufferStore.TryGet(storeKey, writer) ? writer.ToArray() : null;
+    }
+
+    private async Task<byte[]?> ReadAsync(string storeKey, CancellationToken cancellationToken)
+    {
+        if (_bufferStore is null)
+        {
+            return await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
+        }
+
+        var writer = new BoundedBufferWriter(ValueLimit);
+        return await _bufferStore.TryGetAsync(storeKey, writer, cancellationToken).ConfigureAwait(false) ? writer.ToArray() : null;
+    }
+
+    private void RejectTooLarge(CacheKey key, string storeKey, long atLeast)
+    {
+        _metrics.Rejected("TooLarge");
+        _metrics.Miss();
+        LogRejectedValue(_logger, key, storeKey, $"TooLarge: at least {atLeast} bytes, MaxEntrySize {_options.MaxEntrySize}", "left in the store");
     }
 
     /// <inheritdoc/>
