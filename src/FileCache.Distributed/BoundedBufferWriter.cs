@@ -5,16 +5,19 @@ namespace FileCache.Distributed;
 /// <summary>
 /// Receives a value from an <see cref="Microsoft.Extensions.Caching.Distributed.IBufferDistributedCache"/>
 /// up to a limit: a request for room past it stops the read with <see cref="TooLargeException"/>
-/// before anything is allocated for it. One contiguous buffer that grows to the size the store asks
-/// for (stores write a value they hold whole, asking for its remaining length), so a large value is
-/// allocated once at its exact size and handed over without a copy.
+/// before anything is allocated for it. Stores write without saying the value's length (RedisCache
+/// asks for spans with no size hint), so the value lands in segments that grow geometrically up to
+/// 4 MiB and are joined once at the end: each byte is copied twice, never once per growth.
 /// </summary>
-/// <remarks>Hand-written: <see cref="ArrayBufferWriter{T}"/> has no limit and doubles past the size asked for.</remarks>
+/// <remarks>Hand-written: <see cref="ArrayBufferWriter{T}"/> has no limit and copies everything on each growth.</remarks>
 internal sealed class BoundedBufferWriter(long limit) : IBufferWriter<byte>
 {
-    private const int FirstBuffer = 64 << 10;
-    private byte[] _buffer = [];
-    private int _length;
+    private const int FirstSegment = 64 << 10;
+    private const int LargestSegment = 4 << 20;
+    private readonly List<(byte[] Array, int Used)> _full = [];
+    private byte[] _current = [];
+    private int _used;
+    private long _length;
 
     /// <summary>Thrown when the value passes the limit.</summary>
     internal sealed class TooLargeException(long atLeast) : Exception($"The value has at least {atLeast} bytes.")
@@ -25,33 +28,51 @@ internal sealed class BoundedBufferWriter(long limit) : IBufferWriter<byte>
     public void Advance(int count)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(count);
-        if (count > _buffer.Length - _length)
+        if (count > _current.Length - _used)
         {
             throw new InvalidOperationException("Advanced past the span handed out.");
         }
 
+        _used += count;
         _length += count;
     }
 
     public Memory<byte> GetMemory(int sizeHint = 0)
     {
         Ensure(sizeHint);
-        return _buffer.AsMemory(_length);
+        return _current.AsMemory(_used);
     }
 
     public Span<byte> GetSpan(int sizeHint = 0)
     {
         Ensure(sizeHint);
-        return _buffer.AsSpan(_length);
+        return _current.AsSpan(_used);
     }
 
-    /// <summary>The value received, as one exact array (the buffer itself when it is exactly full).</summary>
-    public byte[] ToArray() => _length == _buffer.Length ? _buffer : _buffer.AsSpan(0, _length).ToArray();
+    /// <summary>The value received, as one exact array.</summary>
+    public byte[] ToArray()
+    {
+        if (_full.Count == 0 && _used == _current.Length)
+        {
+            return _current;
+        }
+
+        var all = GC.AllocateUninitializedArray<byte>(checked((int)_length));
+        int at = 0;
+        foreach (var (array, used) in _full)
+        {
+            array.AsSpan(0, used).CopyTo(all.AsSpan(at));
+            at += used;
+        }
+
+        _current.AsSpan(0, _used).CopyTo(all.AsSpan(at));
+        return all;
+    }
 
     private void Ensure(int sizeHint)
     {
-        long wanted = Math.Max(sizeHint, 1);
-        if (_buffer.Length - _length >= wanted)
+        int wanted = Math.Max(sizeHint, 1);
+        if (_current.Length - _used >= wanted)
         {
             return;
         }
@@ -61,11 +82,13 @@ internal sealed class BoundedBufferWriter(long limit) : IBufferWriter<byte>
             throw new TooLargeException(_length + wanted);
         }
 
-        // At least what was asked for (a store that holds the value whole asks for all of it: one exact
-        // allocation), and at least double, so stores that write in small pieces cost linear copying.
-        long size = Math.Max(_length + wanted, Math.Max(FirstBuffer, 2L * _buffer.Length));
-        var next = GC.AllocateUninitializedArray<byte>((int)Math.Min(Math.Min(size, limit), Array.MaxLength));
-        _buffer.AsSpan(0, _length).CopyTo(next);
-        _buffer = next;
+        if (_used > 0)
+        {
+            _full.Add((_current, _used));
+        }
+
+        long size = Math.Max(wanted, Math.Clamp(_length, FirstSegment, LargestSegment));
+        _current = GC.AllocateUninitializedArray<byte>((int)Math.Min(size, limit - _length));
+        _used = 0;
     }
 }

@@ -49,6 +49,17 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
     /// <summary>After repeated failures the store is skipped for this long before it is tried again (default 30 s).</summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// Opt-in: one compile per fleet. With a lock (for Redis or Garnet: <see cref="RedisFleetCompileLock"/>),
+    /// a host about to compile a missing key takes the key's lock in the store; other hosts wait for it
+    /// (polling, within the loader's compile-lock timeout) and then find the entry the holder added.
+    /// <see langword="null"/> (the default): every host that misses compiles.
+    /// </summary>
+    public IFleetCompileLock? FleetCompileLock { get; set; }
+
+    /// <summary>How long a fleet compile lock lives if its holder never releases it, for example because it died (default 2 min).</summary>
+    public TimeSpan FleetCompileLockExpiry { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Checks the settings that data annotations cannot express.</summary>
     /// <param name="validationContext">The validation context.</param>
     /// <returns>The problems found.</returns>
@@ -80,6 +91,11 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
         if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)
         {
             yield return new ValidationResult("DistributedCodeCacheOptions.Timeout and BreakDuration must be positive.", [nameof(Timeout), nameof(BreakDuration)]);
+        }
+
+        if (FleetCompileLockExpiry <= TimeSpan.Zero)
+        {
+            yield return new ValidationResult($"DistributedCodeCacheOptions.FleetCompileLockExpiry must be positive; it is {FleetCompileLockExpiry}.", [nameof(FleetCompileLockExpiry)]);
         }
     }
 }

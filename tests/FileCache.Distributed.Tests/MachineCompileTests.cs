@@ -1,4 +1,5 @@
 using System.Text;
+using FileCache.Specification.Tests;
 
 namespace FileCache.Distributed.Tests;
 
@@ -34,6 +35,49 @@ public sealed class MachineCompileTests : IDisposable
         Assert.True(origins.Count(o => o == "Compiled") == 1, "origins: " + string.Join(", ", origins));
         Assert.All(origins, o => Assert.Contains(o, new[] { "Compiled", "MappedFile" }));
         Assert.DoesNotContain(Directory.GetFiles(cache), f => Path.GetFileName(f).StartsWith(".compile-", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task FourHostsWithTheirOwnDisks_ColdLoadingOneModule_CompileItOncePerFleet()
+    {
+        Directory.CreateDirectory(_dir);
+        string module = Path.Join(_dir, "big.wasm");
+        File.WriteAllBytes(module, BigWasm());
+        string prefix = $"fleetlock:{Guid.NewGuid():N}:";
+        var runs = Enumerable.Range(0, 4).Select(i => Fleet.RunAsync("fleetlock", Path.Join(_dir, $"host{i}"), RedisServer.Shared.Endpoint, prefix, module)).ToArray();
+        var results = await Task.WhenAll(runs);
+        foreach (var (exitCode, output) in results)
+        {
+            Assert.True(exitCode == 0, output);
+        }
+
+        var origins = results.Select(r => r.Output.Split("origin=")[1].Trim()).ToArray();
+        Assert.True(origins.Count(o => o == "Compiled") == 1, "origins: " + string.Join(", ", origins));
+        Assert.All(origins, o => Assert.Contains(o, new[] { "Compiled", "CacheHit" })); // the others took the fleet's entry
+    }
+
+    [Fact]
+    public async Task ALockWhoseHolderDied_StopsBlockingWhenItExpires()
+    {
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Shared.Endpoint);
+        var fleetLock = new RedisFleetCompileLock(redis);
+        var options = Stores.Options();
+        options.FleetCompileLock = fleetLock;
+        options.FleetCompileLockExpiry = TimeSpan.FromMilliseconds(800);
+        var cache = new DistributedCodeCache(Stores.Redis(RedisServer.Shared), options);
+        var key = TestKeys.Key(1);
+        var first = await cache.TryAcquireCompileLockAsync(key, TimeSpan.Zero);
+        Assert.NotNull(first); // and never released: its holder "died"
+
+        Assert.Null(await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromMilliseconds(200))); // held: the wait times out
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        var second = await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromSeconds(10));
+        Assert.NotNull(second); // after the expiry, not the whole wait
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), started.Elapsed.ToString());
+        second.Dispose();
+        await Task.Delay(200);
+        using var third = await cache.TryAcquireCompileLockAsync(key, TimeSpan.Zero); // released by Dispose
+        Assert.NotNull(third);
     }
 
     private static byte[] BigWasm()

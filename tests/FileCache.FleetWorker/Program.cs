@@ -2,6 +2,7 @@
 // Loads the module through memory -> disk -> Redis, prints where it came from and whether this
 // member's disk tier holds the entry afterwards.
 // FleetWorker machine <disk-dir> <module.wasm>   one process of a machine sharing a disk cache
+// FleetWorker fleetlock <disk-dir> <redis host:port> <key-prefix> <module.wasm>   one host of a fleet with the fleet compile lock
 // FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds>
 // The concurrency harness (see Concurrency.cs and benchmarks/README.md).
 using FileCache;
@@ -20,6 +21,30 @@ if (args[0] == "machine")
     using var machineEngine = machineSettings.CreateEngine();
     using var machineLoaded = machineProvider.GetRequiredService<WasmtimeModuleCache>().Load(machineEngine, machineSettings, "m", File.ReadAllBytes(args[2]));
     Console.WriteLine($"origin={machineLoaded.Origin}");
+    return 0;
+}
+
+if (args[0] == "fleetlock")
+{
+    // FleetWorker fleetlock <disk-dir> <redis> <prefix> <module.wasm>: one host of a fleet (its own
+    // disk) with the fleet compile lock on; prints the origin.
+    using var redisConnection = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(args[2]);
+    var host = new ServiceCollection();
+    host.AddStackExchangeRedisCache(o => o.Configuration = args[2]);
+    host.AddWasmCodeCache(c => c
+        .UseDisk(args[1])
+        .UseDistributed(o =>
+        {
+            o.AuthenticationKey = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray();
+            o.KeyPrefix = args[3];
+            o.FleetCompileLock = new FileCache.Distributed.RedisFleetCompileLock(redisConnection);
+        })
+        .AddWasmtime());
+    using var hostProvider = host.BuildServiceProvider();
+    var hostSettings = new WasmtimeEngineSettings();
+    using var hostEngine = hostSettings.CreateEngine();
+    using var hostLoaded = await hostProvider.GetRequiredService<WasmtimeModuleCache>().LoadAsync(hostEngine, hostSettings, "m", File.ReadAllBytes(args[4]));
+    Console.WriteLine($"origin={hostLoaded.Origin}");
     return 0;
 }
 

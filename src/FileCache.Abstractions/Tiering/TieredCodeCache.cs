@@ -18,7 +18,7 @@ namespace FileCache.Tiering;
 /// failure(s); a tier whose Add failed is also asked to delete the key so it cannot keep serving
 /// an older value.
 /// </remarks>
-public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, IDisposable, IAsyncDisposable
+public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IDisposable, IAsyncDisposable
 {
     private readonly IWasmCodeCache[] _tiers;
     private readonly bool _ownsTiers;
@@ -238,16 +238,84 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     }
 
     /// <inheritdoc/>
-    /// <remarks>The lock of the first tier that offers one; without such a tier, <see langword="null"/> at once.</remarks>
+    /// <remarks>
+    /// Takes the lock of every tier that offers one, in order (the machine's disk lock, then the
+    /// fleet's): processes on one machine queue locally and one of them asks the fleet. A tier whose
+    /// wait timed out is skipped; <see langword="null"/> only when every such tier timed out (or none offers one).
+    /// </remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-        => LockTier()?.TryAcquireCompileLock(key, timeout, cancellationToken);
+    {
+        var held = new List<IDisposable>();
+        try
+        {
+            foreach (var tier in _tiers)
+            {
+                if (tier is ICompileLockSource source)
+                {
+                    if (source.TryAcquireCompileLock(key, timeout, cancellationToken) is { } one)
+                    {
+                        held.Add(one);
+                    }
+                }
+            }
+        }
+        catch
+        {
+            Release(held);
+            throw;
+        }
+
+        return Combined(held);
+    }
 
     /// <inheritdoc/>
-    /// <remarks>The lock of the first tier that offers one; without such a tier, <see langword="null"/> at once.</remarks>
-    public ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-        => LockTier()?.TryAcquireCompileLockAsync(key, timeout, cancellationToken) ?? ValueTask.FromResult<IDisposable?>(null);
+    /// <remarks>As <see cref="TryAcquireCompileLock"/>, without holding a thread while waiting.</remarks>
+    public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+    {
+        var held = new List<IDisposable>();
+        try
+        {
+            foreach (var tier in _tiers)
+            {
+                if (tier is ICompileLockSource source)
+                {
+                    if (await source.TryAcquireCompileLockAsync(key, timeout, cancellationToken).ConfigureAwait(false) is { } one)
+                    {
+                        held.Add(one);
+                    }
+                }
+            }
+        }
+        catch
+        {
+            Release(held);
+            throw;
+        }
 
-    private ICompileLockSource? LockTier() => Array.Find(_tiers, static t => t is ICompileLockSource) as ICompileLockSource;
+        return Combined(held);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Checks every tier that has a probe; the worst status wins.</remarks>
+    public Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default)
+        => WasmCodeCacheHealthCheck.CombineAsync(_tiers, context, cancellationToken);
+
+    private static IDisposable? Combined(List<IDisposable> held)
+        => held.Count == 0 ? null : held.Count == 1 ? held[0] : new Locks(held);
+
+    private static void Release(List<IDisposable> held)
+    {
+        for (int i = held.Count - 1; i >= 0; i--)
+        {
+            held[i].Dispose(); // the reverse order of taking
+        }
+    }
+
+    private sealed class Locks(List<IDisposable> held) : IDisposable
+    {
+        public void Dispose() => Release(held);
+    }
+
 
     /// <inheritdoc/>
     public void Add(CacheKey key, Stream content)
