@@ -14,9 +14,9 @@ using Polly.Timeout;
 namespace FileCache.Distributed;
 
 /// <summary>
-/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), reading and
-/// writing through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it
-/// (reads into a writer bounded by <see cref="DistributedCodeCacheOptions.MaxEntrySize"/>). Every value is
+/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), writing
+/// through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it (and reading
+/// through it into a bounded writer with <see cref="DistributedCodeCacheOptions.BoundReadsBeforeAllocation"/>). Every value is
 /// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
 /// the cache key and payload: forged, truncated or foreign values are misses, counted with their
 /// reason; damaged ones are removed, ones that fail authentication are left for nodes that may use
@@ -320,13 +320,14 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     private long ValueLimit => _options.MaxEntrySize + EntryFrame.TrailerSize;
 
     /// <summary>
-    /// Reads a value. Through the buffer API when the store has it, into a writer bounded by
-    /// <see cref="ValueLimit"/>: an oversized value stops the read before this process allocates
-    /// for it or authenticates it (the store's client may still have received it whole).
+    /// Reads a value. With <see cref="DistributedCodeCacheOptions.BoundReadsBeforeAllocation"/> and a
+    /// store that has the buffer API, into a writer bounded by <see cref="ValueLimit"/>: an oversized
+    /// value stops the read before this process allocates for it (the store's client has received
+    /// it whole). Otherwise through the byte[] API, which measured faster.
     /// </summary>
     private byte[]? Read(string storeKey)
     {
-        if (_bufferStore is null)
+        if (_bufferStore is null || !_options.BoundReadsBeforeAllocation)
         {
             return _store.Get(storeKey);
         }
@@ -337,7 +338,7 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
 
     private async Task<byte[]?> ReadAsync(string storeKey, CancellationToken cancellationToken)
     {
-        if (_bufferStore is null)
+        if (_bufferStore is null || !_options.BoundReadsBeforeAllocation)
         {
             return await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
         }

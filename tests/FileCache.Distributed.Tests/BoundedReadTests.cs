@@ -43,9 +43,11 @@ public sealed class BoundedReadTests
     }
 
     [Theory]
-    [InlineData(false)]
-    [InlineData(true)]
-    public async Task AnOversizedValueInARealStore_IsRejectedThroughTheBufferApi_LeftThere_AndTheCircuitStaysClosed(bool async)
+    [InlineData(false, false)]
+    [InlineData(true, false)]
+    [InlineData(false, true)]
+    [InlineData(true, true)]
+    public async Task AnOversizedValueInARealStore_IsRejected_LeftThere_AndTheCircuitStaysClosed(bool async, bool bounded)
     {
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
@@ -55,6 +57,7 @@ public sealed class BoundedReadTests
         Assert.IsAssignableFrom<IBufferDistributedCache>(store);
         var options = Stores.Options();
         options.MaxEntrySize = 64 << 10;
+        options.BoundReadsBeforeAllocation = bounded;
         var cache = new DistributedCodeCache(store, options, factory);
         var huge = new byte[8 << 20]; // written by anyone who can write the store
         for (int i = 0; i < 3; i++)
