@@ -172,11 +172,13 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
+                // A file hit is read once for all the faster tiers, and only if there are any.
+                var promoted = i > 0 ? found.ReadBytes() : default;
                 for (int j = 0; j < i; j++)
                 {
                     try
                     {
-                        _tiers[j].Add(key, ReadOnly(found.ReadBytes()));
+                        _tiers[j].Add(key, ReadOnly(promoted));
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
@@ -212,11 +214,12 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
+                var promoted = i > 0 ? found.ReadBytes() : default;
                 for (int j = 0; j < i; j++)
                 {
                     try
                     {
-                        await _tiers[j].AddAsync(key, ReadOnly(found.ReadBytes()), cancellationToken).ConfigureAwait(false);
+                        await _tiers[j].AddAsync(key, ReadOnly(promoted), cancellationToken).ConfigureAwait(false);
                     }
                     catch (Exception e) when (e is not OperationCanceledException)
                     {
