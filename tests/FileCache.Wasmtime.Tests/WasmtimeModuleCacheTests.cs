@@ -230,25 +230,35 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     /// claims or waits; a second lookup on the same thread, or one on a pool thread (where
     /// LoadAsync runs the claimed compile), is the leader's.
     /// </summary>
-    private sealed class RecheckGate(IWasmCodeCache inner, ManualResetEventSlim go) : IWasmCodeCache
+    /// <summary>
+    /// Holds the leader's re-check (the only lookup asked with <see cref="CacheLookupScope.SharedTiers"/>,
+    /// made after it claimed the compile, sync or async) until every other caller waits for its compile.
+    /// </summary>
+    private sealed class RecheckGate(IWasmCodeCache inner, ManualResetEventSlim go) : IWasmCodeCache, ICacheEntrySource
     {
-        private readonly ThreadLocal<int> _lookups = new();
-
-        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content)
+        public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out CacheEntry? entry)
         {
-            if (Thread.CurrentThread.IsThreadPoolThread || ++_lookups.Value == 2)
+            HoldIfRecheck(scope);
+            return inner.TryGetEntry(key, out entry, scope);
+        }
+
+        public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+        {
+            HoldIfRecheck(scope);
+            return inner.GetEntryAsync(key, scope, cancellationToken);
+        }
+
+        private void HoldIfRecheck(CacheLookupScope scope)
+        {
+            if (scope == CacheLookupScope.SharedTiers)
             {
                 Assert.True(go.Wait(TimeSpan.FromSeconds(30)), "the other loads never started waiting for the compile");
             }
-
-            return inner.TryGet(key, out content);
         }
 
-        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
-        {
-            ++_lookups.Value;
-            return inner.GetAsync(key, cancellationToken);
-        }
+        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content) => inner.TryGet(key, out content);
+
+        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
 
         public void Add(CacheKey key, Stream content) => inner.Add(key, content);
 
