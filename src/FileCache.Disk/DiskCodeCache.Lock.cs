@@ -21,58 +21,60 @@ public sealed partial class DiskCodeCache : ICompileLockSource
     /// </remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        if (_options.ReadOnly || !UnixFile.IsSupported)
+        if (!StartLock(key, timeout, out string path, out long deadline))
         {
             return null;
         }
 
-        EnsureDirectory();
-        string path = Path.Join(Directory, CompileLockPrefix + key.ToString());
-        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
+        CompileLock? held;
+        while (!LockOrGiveUp(path, deadline, cancellationToken, out held))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (TryLockOnce(path) is { } held)
-            {
-                return held;
-            }
-
-            if (Environment.TickCount64 >= deadline)
-            {
-                return null;
-            }
-
             // Polled rather than a blocking flock: the wait honours the timeout and cancellation.
             cancellationToken.WaitHandle.WaitOne(LockPollInterval);
         }
+
+        return held;
     }
 
     /// <inheritdoc/>
     public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
-        if (_options.ReadOnly || !UnixFile.IsSupported)
+        if (!StartLock(key, timeout, out string path, out long deadline))
         {
             return null;
         }
 
-        EnsureDirectory();
-        string path = Path.Join(Directory, CompileLockPrefix + key.ToString());
-        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
+        CompileLock? held;
+        while (!LockOrGiveUp(path, deadline, cancellationToken, out held))
         {
-            cancellationToken.ThrowIfCancellationRequested();
-            if (TryLockOnce(path) is { } held)
-            {
-                return held;
-            }
-
-            if (Environment.TickCount64 >= deadline)
-            {
-                return null;
-            }
-
             await Task.Delay(LockPollInterval, cancellationToken).ConfigureAwait(false);
         }
+
+        return held;
+    }
+
+    /// <summary>Where the lock of <paramref name="key"/> lives and when to stop waiting; <see langword="false"/> when there is no lock to take.</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatformGuard("windows")]
+    private bool StartLock(CacheKey key, TimeSpan timeout, out string path, out long deadline)
+    {
+        path = Path.Join(Directory, CompileLockPrefix + key.ToString());
+        deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        if (_options.ReadOnly || !UnixFile.IsSupported)
+        {
+            return false;
+        }
+
+        EnsureDirectory();
+        return true;
+    }
+
+    /// <summary>One attempt; <see langword="true"/> when the wait is over (the lock is held, or the deadline passed).</summary>
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    private bool LockOrGiveUp(string path, long deadline, CancellationToken cancellationToken, out CompileLock? held)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        held = TryLockOnce(path);
+        return held is not null || Environment.TickCount64 >= deadline;
     }
 
     [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]

@@ -195,8 +195,7 @@ public sealed partial class WasmtimeModuleCache
                 (hit, hadIncompatible) = await TryLoadCachedAsync(kind, engine, name, key, CacheLookupScope.SharedTiers, cancellationToken).ConfigureAwait(false);
                 if (hit is { } late)
                 {
-                    compiled.SetResult(kind.Serialize((T)late.Artifact)); // for callers that queued behind this one
-                    return Done(engine, late, key);
+                    return LateHit(kind, engine, key, late, compiled);
                 }
             }
 
@@ -205,7 +204,7 @@ public sealed partial class WasmtimeModuleCache
             var serialized = kind.Serialize(module);
             compiled.SetResult(serialized);
             await StoreAsync(key, serialized, localOnly: hadIncompatible, cancellationToken).ConfigureAwait(false);
-            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
+            return Fresh(engine, key, module, serialized.Length, hadIncompatible);
         }
         catch (Exception e)
         {
@@ -214,8 +213,7 @@ public sealed partial class WasmtimeModuleCache
         }
         finally
         {
-            machineLock?.Dispose();
-            _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
+            EndClaim(key, compiled, machineLock);
         }
     }
 
@@ -234,15 +232,14 @@ public sealed partial class WasmtimeModuleCache
             // can reach are asked again (nothing else in this process compiles this key).
             if (!hadIncompatible && TryLoadCached(kind, engine, name, key, CacheLookupScope.SharedTiers, ref hadIncompatible) is { } late)
             {
-                compiled.SetResult(kind.Serialize((T)late.Artifact)); // for callers that queued behind this one
-                return Done(engine, late, key);
+                return LateHit(kind, engine, key, late, compiled);
             }
 
             var module = kind.Compile(engine, name, wasm, validate);
             var serialized = kind.Serialize(module);
             compiled.SetResult(serialized);
             Store(key, serialized, localOnly: hadIncompatible);
-            return Done(engine, new Loaded(module, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
+            return Fresh(engine, key, module, serialized.Length, hadIncompatible);
         }
         catch (Exception e)
         {
@@ -251,9 +248,26 @@ public sealed partial class WasmtimeModuleCache
         }
         finally
         {
-            machineLock?.Dispose();
-            _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
+            EndClaim(key, compiled, machineLock);
         }
+    }
+
+    /// <summary>The entry arrived from another process while this one claimed the key: hand its bytes to the callers queued behind this one.</summary>
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) LateHit<T>(ArtifactKind<T> kind, Engine engine, CacheKey key, Loaded late, TaskCompletionSource<byte[]> compiled)
+        where T : class, IDisposable
+    {
+        compiled.SetResult(kind.Serialize((T)late.Artifact));
+        return Done(engine, late, key);
+    }
+
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Fresh(Engine engine, CacheKey key, IDisposable artifact, long size, bool hadIncompatible)
+        => Done(engine, new Loaded(artifact, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, size), key);
+
+    /// <summary>Ends a claim: releases the machine lock and lets the next caller claim the key.</summary>
+    private void EndClaim(CacheKey key, TaskCompletionSource<byte[]> compiled, IDisposable? machineLock)
+    {
+        machineLock?.Dispose();
+        _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
     }
 
     private Loaded? TryLoadCached<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, ref bool hadIncompatible)
