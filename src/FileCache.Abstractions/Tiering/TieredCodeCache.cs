@@ -80,17 +80,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     bytes = StreamBytes.ReadToEnd(found);
                 }
 
-                for (int j = 0; j < i; j++)
-                {
-                    try
-                    {
-                        _tiers[j].Add(key, ReadOnly(bytes));
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        OnTierFailure(j, "add", key, e);
-                    }
-                }
+                Promote(i, key, bytes);
 
                 content = ReadOnly(bytes);
                 _metrics.Hit(bytes.Length);
@@ -133,17 +123,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     bytes = await StreamBytes.ReadToEndAsync(found, cancellationToken).ConfigureAwait(false);
                 }
 
-                for (int j = 0; j < i; j++)
-                {
-                    try
-                    {
-                        await _tiers[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        OnTierFailure(j, "add", key, e);
-                    }
-                }
+                await PromoteAsync(i, key, bytes, cancellationToken).ConfigureAwait(false);
 
                 _metrics.Hit(bytes.Length);
                 return ReadOnly(bytes);
@@ -172,18 +152,9 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
-                // A file hit is read once for all the faster tiers, and only if there are any.
-                var promoted = i > 0 ? found.ReadBytes() : default;
-                for (int j = 0; j < i; j++)
+                if (i > 0)
                 {
-                    try
-                    {
-                        _tiers[j].Add(key, ReadOnly(promoted));
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        OnTierFailure(j, "add", key, e);
-                    }
+                    Promote(i, key, found.ReadBytes()); // a file hit is read once, and only when there are faster tiers
                 }
 
                 _metrics.Hit(found.Length);
@@ -214,17 +185,9 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
-                var promoted = i > 0 ? found.ReadBytes() : default;
-                for (int j = 0; j < i; j++)
+                if (i > 0)
                 {
-                    try
-                    {
-                        await _tiers[j].AddAsync(key, ReadOnly(promoted), cancellationToken).ConfigureAwait(false);
-                    }
-                    catch (Exception e) when (e is not OperationCanceledException)
-                    {
-                        OnTierFailure(j, "add", key, e);
-                    }
+                    await PromoteAsync(i, key, found.ReadBytes(), cancellationToken).ConfigureAwait(false);
                 }
 
                 _metrics.Hit(found.Length);
@@ -483,6 +446,37 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
         => System.Runtime.InteropServices.MemoryMarshal.TryGetArray(bytes, out var segment)
             ? new(segment.Array!, segment.Offset, segment.Count, writable: false, publiclyVisible: false)
             : ReadOnly(bytes.ToArray());
+
+    /// <summary>Copies a hit from tier <paramref name="found"/> into every faster tier; a tier that fails is logged and skipped.</summary>
+    private void Promote(int found, CacheKey key, ReadOnlyMemory<byte> bytes)
+    {
+        for (int j = 0; j < found; j++)
+        {
+            try
+            {
+                _tiers[j].Add(key, ReadOnly(bytes));
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(j, "add", key, e);
+            }
+        }
+    }
+
+    private async ValueTask PromoteAsync(int found, CacheKey key, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+    {
+        for (int j = 0; j < found; j++)
+        {
+            try
+            {
+                await _tiers[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                OnTierFailure(j, "add", key, e);
+            }
+        }
+    }
 
     private void TryDeleteAfterFailedAdd(int tier, CacheKey key)
     {
