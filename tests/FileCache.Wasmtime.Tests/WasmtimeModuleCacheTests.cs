@@ -331,6 +331,34 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     }
 
     [Fact]
+    public void LoadDurations_AreRecorded_ByOriginAndArtifact_CompiledSlowerThanMapped()
+    {
+        using var services = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = services.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var durations = new Microsoft.Extensions.Diagnostics.Metrics.Testing.MetricCollector<double>(factory, FileCache.Diagnostics.WasmCodeCacheMetrics.MeterName, "filecache.wasmtime.load.duration");
+        var loader = new WasmtimeModuleCache(Disk(), meterFactory: factory);
+        var settings = new WasmtimeEngineSettings();
+        var big = BigWasm();
+        using (var engine = settings.CreateEngine())
+        {
+            loader.Load(engine, settings, "m", big).Dispose(); // compiled
+        }
+
+        using (var engine = settings.CreateEngine())
+        {
+            loader.Load(engine, settings, "m", big).Dispose(); // mapped
+        }
+
+        var all = durations.GetMeasurementSnapshot();
+        Assert.Equal(2, all.Count);
+        Assert.All(all, m => Assert.Equal("module", m.Tags["filecache.artifact"]));
+        double compiled = Assert.Single(all, m => Equals(m.Tags["filecache.origin"], "compiled")).Value;
+        double mapped = Assert.Single(all, m => Equals(m.Tags["filecache.origin"], "mappedfile")).Value;
+        Assert.True(compiled > mapped, $"compiled {compiled} s, mapped {mapped} s"); // the difference is the compile time saved
+        Assert.Equal("s", durations.Instrument!.Unit);
+    }
+
+    [Fact]
     public void ReadOnlyCache_StillLoads_ByCompiling()
     {
         var readOnly = Own(new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir, ReadOnly = true }));
