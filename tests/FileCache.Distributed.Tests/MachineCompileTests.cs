@@ -63,20 +63,19 @@ public sealed class MachineCompileTests : IDisposable
         var fleetLock = new RedisFleetCompileLock(redis);
         var options = Stores.Options();
         options.FleetCompileLock = fleetLock;
-        options.FleetCompileLockExpiry = TimeSpan.FromMilliseconds(800);
+        options.FleetCompileLockExpiry = TimeSpan.FromSeconds(5); // long enough that a busy machine cannot outlast it between two calls
         var cache = new DistributedCodeCache(Stores.Redis(RedisServer.Shared), options);
         var key = TestKeys.Key(1);
         var first = await cache.TryAcquireCompileLockAsync(key, TimeSpan.Zero);
         Assert.NotNull(first); // and never released: its holder "died"
 
-        Assert.Null(await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromMilliseconds(200))); // held: the wait times out
+        Assert.Null(await cache.TryAcquireCompileLockAsync(key, TimeSpan.Zero)); // held: one attempt fails
         var started = System.Diagnostics.Stopwatch.StartNew();
-        var second = await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromSeconds(10));
+        var second = await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromSeconds(30));
         Assert.NotNull(second); // after the expiry, not the whole wait
-        Assert.True(started.Elapsed < TimeSpan.FromSeconds(5), started.Elapsed.ToString());
-        second.Dispose();
-        await Task.Delay(200);
-        using var third = await cache.TryAcquireCompileLockAsync(key, TimeSpan.Zero); // released by Dispose
+        Assert.True(started.Elapsed < TimeSpan.FromSeconds(20), started.Elapsed.ToString());
+        second.Dispose(); // releases in the background
+        using var third = await cache.TryAcquireCompileLockAsync(key, TimeSpan.FromSeconds(2)); // well before the 5 s expiry: Dispose released it
         Assert.NotNull(third);
     }
 
