@@ -70,7 +70,7 @@ public abstract class LoadedArtifact : IDisposable
     }
 }
 
-/// <summary>A core module from <see cref="WasmtimeModuleCache.Load"/>, with how it was obtained.</summary>
+/// <summary>A core module from <see cref="WasmtimeModuleCache.Load(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, bool, CancellationToken)"/>, with how it was obtained.</summary>
 /// <remarks>Dispose this object when done, never <see cref="Module"/> itself: the module may be shared.</remarks>
 public sealed class LoadedModule : LoadedArtifact
 {
@@ -82,7 +82,7 @@ public sealed class LoadedModule : LoadedArtifact
     public WasmModule Module { get; }
 }
 
-/// <summary>A component from <see cref="WasmtimeModuleCache.LoadComponent"/>, with how it was obtained.</summary>
+/// <summary>A component from <see cref="WasmtimeModuleCache.LoadComponent(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, CancellationToken)"/>, with how it was obtained.</summary>
 /// <remarks>Dispose this object when done, never <see cref="Component"/> itself: the component may be shared.</remarks>
 public sealed class LoadedComponent : LoadedArtifact
 {

@@ -71,7 +71,7 @@ public sealed partial class WasmtimeModuleCache
     public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, validate, cancellationToken);
+        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -87,7 +87,7 @@ public sealed partial class WasmtimeModuleCache
     public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, validate, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -106,11 +106,11 @@ public sealed partial class WasmtimeModuleCache
     public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, name, wasm, validate: true, cancellationToken);
+        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken);
         return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
     }
 
-    /// <summary>Loads a component without blocking while another caller compiles it; see <see cref="LoadComponent"/>.</summary>
+    /// <summary>Loads a component without blocking while another caller compiles it; see <see cref="LoadComponent(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, CancellationToken)"/>.</summary>
     /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
     /// <param name="settings">The engine's settings as a key type.</param>
     /// <param name="name">The component's name (for logs).</param>
@@ -121,18 +121,76 @@ public sealed partial class WasmtimeModuleCache
     public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadAsync(ComponentKind.Instance, engine, settings, name, wasm, validate: true, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadAsync(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken).ConfigureAwait(false);
         return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
     }
 
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Load<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate, CancellationToken cancellationToken)
+    /// <summary>
+    /// Loads a module embedded by a <c>&lt;WasmModule&gt;</c> item (the generated <c>WasmModules</c> class).
+    /// Its key comes from the digest computed at build time, so a warm load hashes nothing; its bytes
+    /// are the assembly's resource in place (no copy).
+    /// </summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="module">The embedded module.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <returns>The module and where it came from.</returns>
+    /// <exception cref="ArgumentException"><paramref name="module"/> is a component (use <see cref="LoadComponent(Engine, IWasmCodeCacheKey, EmbeddedWasmModule, CancellationToken)"/>).</exception>
+    public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        ThrowIfKind(module, component: false);
+        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, module.Name, module.Bytes.Span, module.Digest, validate: true, cancellationToken);
+        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
+    }
+
+    /// <summary>Loads a module embedded by a <c>&lt;WasmModule&gt;</c> item without blocking while another caller compiles it.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="module">The embedded module.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <returns>The module and where it came from.</returns>
+    /// <exception cref="ArgumentException"><paramref name="module"/> is a component.</exception>
+    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        ThrowIfKind(module, component: false);
+        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
+        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
+    }
+
+    /// <summary>Loads a component embedded by a <c>&lt;WasmModule&gt;</c> item; its key needs no hashing.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="module">The embedded component.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <returns>The component and where it came from.</returns>
+    /// <exception cref="ArgumentException"><paramref name="module"/> is a core module (use <see cref="Load(Engine, IWasmCodeCacheKey, EmbeddedWasmModule, CancellationToken)"/>).</exception>
+    public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        ThrowIfKind(module, component: true);
+        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, module.Name, module.Bytes.Span, module.Digest, validate: true, cancellationToken);
+        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
+    }
+
+    private static void ThrowIfKind(EmbeddedWasmModule module, bool component)
+    {
+        ArgumentNullException.ThrowIfNull(module);
+        if (module.IsComponent != component)
+        {
+            throw new ArgumentException($"'{module.Name}' is a {(module.IsComponent ? "component: load it with LoadComponent" : "core module: load it with Load")}.", nameof(module));
+        }
+    }
+
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Load<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
         where T : class, IDisposable
     {
         ArgumentNullException.ThrowIfNull(engine);
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(name);
         ThrowIfNotBound(engine, settings);
-        var key = kind.KeyOf(settings.DeriveKey(wasm));
+        var key = kind.KeyOf(digest is null ? settings.DeriveKey(wasm) : settings.DeriveKey(digest));
         if (_live.TryLease(engine, key) is { } live)
         {
             return Done(live, ModuleOrigin.LiveModule);
@@ -159,7 +217,7 @@ public sealed partial class WasmtimeModuleCache
         return Lead(kind, engine, name, key, wasm, validate, hadIncompatible, compiled, cancellationToken);
     }
 
-    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadAsync<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate, CancellationToken cancellationToken)
+    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadAsync<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
         where T : class, IDisposable
     {
         ArgumentNullException.ThrowIfNull(engine);
@@ -167,7 +225,7 @@ public sealed partial class WasmtimeModuleCache
         ArgumentNullException.ThrowIfNull(name);
         ThrowIfNotBound(engine, settings);
         cancellationToken.ThrowIfCancellationRequested();
-        var key = kind.KeyOf(settings.DeriveKey(wasm.Span));
+        var key = kind.KeyOf(digest is null ? settings.DeriveKey(wasm.Span) : settings.DeriveKey(digest));
         if (_live.TryLease(engine, key) is { } live)
         {
             return Done(live, ModuleOrigin.LiveModule);

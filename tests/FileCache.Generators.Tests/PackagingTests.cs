@@ -36,6 +36,8 @@ public sealed class PackagingTests : IDisposable
             Assert.Contains("lib/net10.0/FileCache.Abstractions.dll", names);
             Assert.Contains("lib/net10.0/FileCache.Abstractions.xml", names);
             Assert.Contains("README.md", names);
+            Assert.Contains("buildTransitive/FileCache.Abstractions.targets", names);
+            Assert.Contains("build/FileCache.Abstractions.targets", names);
             using var nuspec = new StreamReader(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec", StringComparison.Ordinal)).Open());
             string text = nuspec.ReadToEnd();
             Assert.Contains("<license type=\"expression\">Apache-2.0</license>", text);
@@ -72,6 +74,90 @@ public sealed class PackagingTests : IDisposable
             """);
         string output = Run(consumer, "dotnet", "run");
         Assert.Equal(new VectorSettings(2, true, "x").DeriveKey([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]).ToString(), output.Trim().Split('\n').Last().Trim());
+
+        WasmModuleItems(consumer, version);
+    }
+
+    /// <summary>
+    /// &lt;WasmModule&gt; items in the consumer: embedded, digested at build time (the digest matches
+    /// the bytes read back from the assembly, and the key of the digest is the key of the bytes),
+    /// not hashed again when unchanged, and refused with FCW100/FCW101 when missing or not WebAssembly.
+    /// </summary>
+    private static void WasmModuleItems(string consumer, string version)
+    {
+        string modules = Path.Join(consumer, "modules");
+        Directory.CreateDirectory(modules);
+        File.WriteAllBytes(Path.Join(modules, "empty.wasm"), [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]);
+        File.WriteAllBytes(Path.Join(modules, "big-one.wasm"), BigModule());
+        File.WriteAllText(Path.Join(consumer, "Consumer.csproj"), $"""
+            <Project Sdk="Microsoft.NET.Sdk">
+              <PropertyGroup>
+                <OutputType>Exe</OutputType>
+                <TargetFramework>net10.0</TargetFramework>
+                <Nullable>enable</Nullable>
+                <RootNamespace>Consumer</RootNamespace>
+              </PropertyGroup>
+              <ItemGroup>
+                <PackageReference Include="FileCache.Abstractions" Version="{version}" />
+                <WasmModule Include="modules/*.wasm" />
+              </ItemGroup>
+            </Project>
+            """);
+        File.WriteAllText(Path.Join(consumer, "Program.cs"), """
+            using FileCache;
+            foreach (var m in Consumer.WasmModules.All)
+            {
+                var settings = new VectorSettings(2, true, "x");
+                System.Console.WriteLine($"{m.Name} {m.Length} {m.IsComponent} {m.Digest.Matches(m.Bytes.Span)} {settings.DeriveKey(m.Digest) == settings.DeriveKey(m.Bytes.Span)}");
+            }
+
+            [WasmCodeCacheKey("filecache/test-vector", Version = 1)]
+            public readonly partial record struct VectorSettings(int Level, bool Simd, string? Name);
+            """);
+        var lines = Run(consumer, "dotnet", "run").Trim().Split('\n').Select(l => l.Trim()).ToArray();
+        Assert.Contains($"big-one.wasm {BigModule().Length} False True True", lines);
+        Assert.Contains("empty.wasm 8 False True True", lines);
+
+        // Unchanged modules are not digested again.
+        string digest = Directory.GetFiles(Path.Join(consumer, "obj"), "big-one.wasm.wasmdigest", SearchOption.AllDirectories).Single();
+        var written = File.GetLastWriteTimeUtc(digest);
+        Run(consumer, "dotnet", "build");
+        Assert.Equal(written, File.GetLastWriteTimeUtc(digest));
+
+        // A file that is not WebAssembly, and one that does not exist.
+        File.WriteAllText(Path.Join(modules, "notes.wasm"), "just text");
+        File.WriteAllText(Path.Join(consumer, "Directory.Build.targets"), """
+            <Project>
+              <ItemGroup>
+                <WasmModule Include="modules/missing.wasm" />
+              </ItemGroup>
+            </Project>
+            """);
+        var (code, failed) = RunAllowingFailure(consumer, "dotnet", "build");
+        Assert.NotEqual(0, code);
+        Assert.Contains("FCW101", failed);
+        Assert.Contains("notes.wasm' is not WebAssembly", failed);
+        Assert.Contains("FCW100", failed);
+        Assert.Contains("missing.wasm' of a <WasmModule> item does not exist", failed);
+    }
+
+    /// <summary>A valid module of 2.5 MiB (three digest chunks): the header and one custom section.</summary>
+    private static byte[] BigModule()
+    {
+        const int payload = (5 << 20) / 2;
+        var bytes = new List<byte> { 0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x00 }; // header, custom section id
+        uint size = payload + 2; // name length byte + name "x" + payload
+        do
+        {
+            byte b = (byte)(size & 0x7f);
+            size >>= 7;
+            bytes.Add(size == 0 ? b : (byte)(b | 0x80));
+        }
+        while (size != 0);
+        bytes.Add(1);
+        bytes.Add((byte)'x');
+        bytes.AddRange(Enumerable.Range(0, payload).Select(i => (byte)(i % 251)));
+        return [.. bytes];
     }
 
     /// <summary>Found from the test's output folder (CallerFilePath is path-mapped in CI builds).</summary>
@@ -90,6 +176,13 @@ public sealed class PackagingTests : IDisposable
 
     private static string Run(string directory, string file, params string[] args)
     {
+        var (code, output) = RunAllowingFailure(directory, file, args);
+        Assert.True(code == 0, $"{file} {string.Join(' ', args)} failed in {directory}:\n{output}");
+        return output;
+    }
+
+    private static (int ExitCode, string Output) RunAllowingFailure(string directory, string file, params string[] args)
+    {
         var info = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args)
         {
@@ -102,7 +195,6 @@ public sealed class PackagingTests : IDisposable
         var stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();
         process.WaitForExit();
-        Assert.True(process.ExitCode == 0, $"{file} {string.Join(' ', args)} failed in {directory}:\n{stdout}\n{stderr.Result}");
-        return stdout;
+        return (process.ExitCode, process.ExitCode == 0 ? stdout : stdout + "\n" + stderr.Result);
     }
 }

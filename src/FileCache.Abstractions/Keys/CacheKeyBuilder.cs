@@ -208,7 +208,7 @@ public ref struct CacheKeyBuilder
         }
     }
 
-    /// <summary>The chunk size of the Wasm bytes' tree hash in <see cref="Finish"/> (1 MiB).</summary>
+    /// <summary>The chunk size of the Wasm bytes' tree hash in <see cref="Finish(ReadOnlySpan{byte})"/> (1 MiB).</summary>
     public const int WasmChunkSize = 1 << 20;
 
     /// <summary>
@@ -222,7 +222,7 @@ public ref struct CacheKeyBuilder
     public CacheKey Finish(ReadOnlySpan<byte> wasm)
     {
         Append((ulong)wasm.Length);
-        int chunks = (int)(((long)wasm.Length + WasmChunkSize - 1) / WasmChunkSize);
+        int chunks = ChunkCount(wasm.Length);
         if (chunks < 4)
         {
             Span<byte> digest = stackalloc byte[CacheKey.Size];
@@ -239,6 +239,41 @@ public ref struct CacheKeyBuilder
 
         return ToKey();
     }
+
+    /// <summary>
+    /// Finishes with a module's digest computed before (at build time, or by <see cref="WasmDigest.Compute"/>):
+    /// the same key as <see cref="Finish(ReadOnlySpan{byte})"/> of the module's bytes, with no hashing of them.
+    /// The builder cannot be used afterwards.
+    /// </summary>
+    /// <param name="digest">The module's digest.</param>
+    /// <returns>The key.</returns>
+    public CacheKey Finish(WasmDigest digest)
+    {
+        ArgumentNullException.ThrowIfNull(digest);
+        Append((ulong)digest.Length);
+        AppendRaw(digest.ChunkDigests);
+        return ToKey();
+    }
+
+    /// <summary>The SHA-256 of each chunk of <paramref name="wasm"/>, concatenated.</summary>
+    internal static byte[] ChunkDigests(ReadOnlySpan<byte> wasm)
+    {
+        int chunks = ChunkCount(wasm.Length);
+        if (chunks >= 4)
+        {
+            return HashChunksInParallel(wasm, chunks);
+        }
+
+        var digests = new byte[chunks * CacheKey.Size];
+        for (int i = 0; i < chunks; i++)
+        {
+            SHA256.HashData(Chunk(wasm, i), digests.AsSpan(i * CacheKey.Size, CacheKey.Size));
+        }
+
+        return digests;
+    }
+
+    private static int ChunkCount(int length) => (int)(((long)length + WasmChunkSize - 1) / WasmChunkSize);
 
     private static ReadOnlySpan<byte> Chunk(ReadOnlySpan<byte> wasm, int index)
     {

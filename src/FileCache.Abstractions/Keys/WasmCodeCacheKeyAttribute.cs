@@ -52,6 +52,11 @@ public interface IWasmCodeCacheKey
     /// <returns>The key.</returns>
     CacheKey DeriveKey(ReadOnlySpan<byte> wasm);
 
+    /// <summary>Derives the same key from the module's digest, without hashing its bytes (<see cref="WasmDigest"/>).</summary>
+    /// <param name="wasm">The WebAssembly module's digest.</param>
+    /// <returns>The key.</returns>
+    CacheKey DeriveKey(WasmDigest wasm);
+
     /// <summary>Appends this value's schema fingerprint and members, for nesting in another key type.</summary>
     /// <param name="builder">The builder.</param>
     void AppendTo(ref CacheKeyBuilder builder);

@@ -50,7 +50,16 @@ internal static class Emitter
         w.Line("/// <param name=\"wasm\">The WebAssembly module's bytes.</param>");
         w.Line("/// <returns>The key.</returns>");
         w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"FileCache.Generators\", \"{generatorVersion}\")]");
-        w.Line("public global::FileCache.CacheKey DeriveKey(global::System.ReadOnlySpan<byte> wasm)");
+        w.Line("public global::FileCache.CacheKey DeriveKey(global::System.ReadOnlySpan<byte> wasm) => FileCacheKeyBuilder().Finish(wasm);");
+        w.Line();
+        w.Line("/// <summary>Derives the same key from the module's digest (computed at build time), without hashing its bytes.</summary>");
+        w.Line("/// <param name=\"wasm\">The WebAssembly module's digest.</param>");
+        w.Line("/// <returns>The key.</returns>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"FileCache.Generators\", \"{generatorVersion}\")]");
+        w.Line("public global::FileCache.CacheKey DeriveKey(global::FileCache.WasmDigest wasm) => FileCacheKeyBuilder().Finish(wasm);");
+        w.Line();
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"FileCache.Generators\", \"{generatorVersion}\")]");
+        w.Line("private global::FileCache.CacheKeyBuilder FileCacheKeyBuilder()");
         w.Open();
         w.Line("var builder = global::FileCache.CacheKeyBuilder.Create(KeyDomain, KeyVersion);");
         w.Line("AppendTo(ref builder);");
@@ -67,7 +76,7 @@ internal static class Emitter
         }
 
         w.Line($"builder.AppendTarget({(model.IncludeCpuFeatures ? "true" : "false")});");
-        w.Line("return builder.Finish(wasm);");
+        w.Line("return builder;");
         w.Close();
         w.Line();
         w.Line("/// <summary>Appends the schema fingerprint and every member, in declaration order.</summary>");

@@ -42,6 +42,16 @@ internal static class DiagnosticDescriptors
         "'{0}' has an empty key domain; name what the key is for, for example \"my-host/engine\"",
         Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
 
+    public static readonly DiagnosticDescriptor DuplicateWasmModule = new(
+        "FCG008", "Two <WasmModule> items have the same name",
+        "The <WasmModule> items '{0}' and '{1}' both become WasmModules.{2}; give one of them another Name metadata",
+        Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+
+    public static readonly DiagnosticDescriptor BadWasmDigest = new(
+        "FCG009", "A <WasmModule> digest file is damaged",
+        "The digest file '{0}' of a <WasmModule> item is not what the build wrote ({1}); delete the obj folder and build again",
+        Category, DiagnosticSeverity.Error, isEnabledByDefault: true);
+
     public static DiagnosticDescriptor ById(string id) => id switch
     {
         "FCG001" => NotPartial,

@@ -1,0 +1,159 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Linq;
+using System.Text;
+using FileCache.Generators.Emission;
+using FileCache.Generators.Model;
+using FileCache.Generators.Parsing;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.Text;
+
+namespace FileCache.Generators;
+
+/// <summary>
+/// Emits <c>WasmModules</c>: one <c>EmbeddedWasmModule</c> property per <c>&lt;WasmModule&gt;</c> item, with
+/// the digest the build computed (the item's <c>.wasmdigest</c> file, an additional file). The
+/// modules are hashed by MSBuild, incrementally, never by the compiler: additional files are text.
+/// Pipeline: each digest file to an equatable model (only that file's step re-runs when it changes),
+/// then all models to one source.
+/// </summary>
+[Generator(LanguageNames.CSharp)]
+public sealed class WasmModuleGenerator : IIncrementalGenerator
+{
+    /// <summary>Tracking names of the pipeline's steps, for incrementality tests.</summary>
+    public static class StepNames
+    {
+        /// <summary>Reading one digest file into a model.</summary>
+        public const string Module = "WasmModule";
+
+        /// <summary>All modules, with the root namespace.</summary>
+        public const string Modules = "WasmModules";
+    }
+
+    private static readonly string Version = typeof(WasmModuleGenerator).Assembly.GetName().Version?.ToString() ?? "0.0.0.0";
+
+    /// <inheritdoc/>
+    public void Initialize(IncrementalGeneratorInitializationContext context)
+    {
+        var modules = context.AdditionalTextsProvider
+            .Combine(context.AnalyzerConfigOptionsProvider)
+            .Where(static pair => pair.Right.GetOptions(pair.Left).TryGetValue("build_metadata.AdditionalFiles.FileCacheWasmDigest", out var marked) && marked == "true")
+            .Select(static (pair, ct) => Read(pair.Left.Path, pair.Left.GetText(ct)))
+            .WithTrackingName(StepNames.Module);
+        var rootNamespace = context.AnalyzerConfigOptionsProvider.Select(static (options, _) =>
+            options.GlobalOptions.TryGetValue("build_property.RootNamespace", out var value) && value.Length > 0 ? value : null);
+        var all = modules.Collect().Combine(rootNamespace).WithTrackingName(StepNames.Modules);
+        context.RegisterSourceOutput(all, static (spc, input) => Emit(spc, input.Left, input.Right));
+    }
+
+    /// <summary>A digest file as the build target writes it: name=, kind=, length=, resource=, chunks= lines.</summary>
+    internal static WasmModuleModel Read(string path, SourceText? text)
+    {
+        var fields = (text?.Lines ?? default)
+            .Select(l => l.ToString())
+            .Where(l => l.IndexOf('=') > 0)
+            .GroupBy(l => l.Substring(0, l.IndexOf('=')))
+            .ToDictionary(g => g.Key, g => g.Last().Substring(g.Key.Length + 1));
+        string? Field(string name) => fields.TryGetValue(name, out var v) ? v : null;
+        string? problem = null;
+        long length = 0;
+        if (Field("name") is not { Length: > 0 } || Field("resource") is not { Length: > 0 } || Field("kind") is not ("module" or "component"))
+        {
+            problem = "name, kind or resource missing";
+        }
+        else if (!long.TryParse(Field("length"), NumberStyles.None, CultureInfo.InvariantCulture, out length)
+            || Field("chunks") is not { } chunks
+            || chunks.Length != (length + (1 << 20) - 1) / (1 << 20) * 64
+            || chunks.Any(c => !Uri.IsHexDigit(c)))
+        {
+            problem = "the length and the chunk digests do not agree";
+        }
+
+        return new WasmModuleModel(path, Field("name") ?? "", Field("kind") == "component", length, Field("resource") ?? "", Field("chunks") ?? "", problem);
+    }
+
+    private static void Emit(SourceProductionContext context, ImmutableArray<WasmModuleModel> modules, string? rootNamespace)
+    {
+        var good = new List<(WasmModuleModel Model, string Property)>();
+        foreach (var module in modules.OrderBy(m => m.Name, StringComparer.Ordinal).ThenBy(m => m.Path, StringComparer.Ordinal))
+        {
+            if (module.Problem is { } problem)
+            {
+                context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.BadWasmDigest, Location.None, module.Path, problem));
+                continue;
+            }
+
+            string property = PropertyName(module.Name);
+            if (good.FirstOrDefault(g => g.Property == property) is { Model: { } first })
+            {
+                context.ReportDiagnostic(Diagnostic.Create(DiagnosticDescriptors.DuplicateWasmModule, Location.None, first.Name, module.Name, property));
+                continue;
+            }
+
+            good.Add((module, property));
+        }
+
+        if (good.Count == 0)
+        {
+            return;
+        }
+
+        var w = new SourceWriter();
+        w.Line("// <auto-generated/> by FileCache.Generators from the <WasmModule> items of this project.");
+        w.Line("#nullable enable");
+        if (rootNamespace is not null)
+        {
+            w.Line($"namespace {rootNamespace};");
+        }
+
+        w.Line();
+        w.Line("/// <summary>The WebAssembly modules embedded by this project's &lt;WasmModule&gt; items, with digests computed at build time.</summary>");
+        w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"FileCache.Generators\", \"{Version}\")]");
+        w.Line("internal static class WasmModules");
+        w.Open();
+        foreach (var (module, property) in good)
+        {
+            w.Line($"/// <summary>{Escape(module.Name)}: a {(module.IsComponent ? "component" : "core module")} of {module.Length.ToString(CultureInfo.InvariantCulture)} bytes.</summary>");
+            w.Line($"public static global::FileCache.EmbeddedWasmModule {property} {{ get; }} = new(");
+            w.Line($"    typeof(WasmModules).Assembly, {Literal(module.Resource)}, {Literal(module.Name)}, {(module.IsComponent ? "true" : "false")},");
+            w.Line($"    global::FileCache.WasmDigest.FromHex({module.Length.ToString(CultureInfo.InvariantCulture)}L, {Literal(module.Chunks)}));");
+            w.Line();
+        }
+
+        w.Line("/// <summary>Every module above, in name order.</summary>");
+        w.Line($"public static global::System.Collections.Generic.IReadOnlyList<global::FileCache.EmbeddedWasmModule> All {{ get; }} = [{string.Join(", ", good.Select(g => g.Property))}];");
+        w.Close();
+        context.AddSource("WasmModules.g.cs", SourceText.From(w.ToString(), Encoding.UTF8));
+    }
+
+    /// <summary>"sql-wasm.wasm" → SqlWasm; "tree_sitter-cpp.wasm" → TreeSitterCpp; a leading digit gets an underscore.</summary>
+    internal static string PropertyName(string fileName)
+    {
+        string stem = fileName.EndsWith(".wasm", StringComparison.OrdinalIgnoreCase) ? fileName.Substring(0, fileName.Length - 5) : fileName;
+        var name = new StringBuilder();
+        bool upper = true;
+        foreach (char c in stem)
+        {
+            if (char.IsLetterOrDigit(c))
+            {
+                name.Append(upper ? char.ToUpperInvariant(c) : c);
+                upper = false;
+            }
+            else
+            {
+                upper = true;
+            }
+        }
+
+        return name.Length == 0 ? "Module" : char.IsDigit(name[0]) ? "_" + name : name.ToString();
+    }
+
+    private static string Literal(string value) => "\"" + value.Replace("\\", "\\\\").Replace("\"", "\\\"") + "\"";
+
+    private static string Escape(string value) => value.Replace("&", "&amp;").Replace("<", "&lt;").Replace(">", "&gt;");
+}
+
+/// <summary>One module's digest file, read; <see cref="Problem"/> when it is not usable.</summary>
+internal sealed record WasmModuleModel(string Path, string Name, bool IsComponent, long Length, string Resource, string Chunks, string? Problem);

@@ -1,0 +1,79 @@
+using FileCache.Disk;
+using Wasmtime;
+using Wasmtime.Components;
+
+namespace FileCache.Wasmtime.Tests;
+
+/// <summary>Modules from &lt;WasmModule&gt; items (this project has two): keys from the build-time digest, bytes from the assembly.</summary>
+public sealed class EmbeddedModuleTests : IDisposable
+{
+    private readonly string _dir = Path.Join(Path.GetTempPath(), "filecache-embedded-" + Guid.NewGuid().ToString("N"));
+    private readonly WasmtimeEngineSettings _settings = new();
+
+    public void Dispose()
+    {
+        if (Directory.Exists(_dir))
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void TheCommittedModules_AreTheirWatSources()
+    {
+        foreach (var module in WasmModules.All)
+        {
+            string wat = File.ReadAllText(Path.Join(AppContext.BaseDirectory, "modules", Path.ChangeExtension(module.Name, ".wat")));
+            Assert.Equal(global::Wasmtime.Module.ConvertText(wat), module.Bytes.ToArray());
+        }
+    }
+
+    [Fact]
+    public void AnEmbeddedModule_HasItsBuildTimeDigest_AndTheKeyOfItsBytes()
+    {
+        var answer = WasmModules.Answer;
+        Assert.Equal("answer.wasm", answer.Name);
+        Assert.False(answer.IsComponent);
+        Assert.True(answer.Digest.Matches(answer.Bytes.Span));
+        Assert.Equal(_settings.DeriveKey(answer.Bytes.Span), _settings.DeriveKey(answer.Digest));
+        Assert.True(WasmModules.AnswerComponent.IsComponent);
+    }
+
+    [Fact]
+    public async Task AnEmbeddedModule_LoadsCompiled_ThenLive_ThenMapped_AsTheBytesWould()
+    {
+        using var disk = new DiskCodeCache(_dir);
+        var loader = new WasmtimeModuleCache(disk);
+        using (var engine = _settings.CreateEngine())
+        using (var first = loader.Load(engine, _settings, WasmModules.Answer))
+        using (var again = await loader.LoadAsync(engine, _settings, WasmModules.Answer))
+        {
+            Assert.Equal(ModuleOrigin.Compiled, first.Origin);
+            Assert.Equal(ModuleOrigin.LiveModule, again.Origin);
+            Assert.Equal(_settings.DeriveKey(WasmModules.Answer.Bytes.Span), first.Key);
+            using var store = new Store(engine);
+            Assert.Equal(42, (int)new Instance(store, first.Module).GetFunction("answer")!.Invoke()!);
+        }
+
+        using var fresh = _settings.CreateEngine();
+        using var byBytes = loader.Load(fresh, _settings, "answer", WasmModules.Answer.Bytes.Span); // the same entry
+        Assert.Equal(ModuleOrigin.MappedFile, byBytes.Origin);
+    }
+
+    [Fact]
+    public void AnEmbeddedComponent_LoadsThroughLoadComponent_AndTheWrongMethodSaysWhichToUse()
+    {
+        var settings = new WasmtimeEngineSettings { ComponentModel = true };
+        var loader = new WasmtimeModuleCache(new Memory.MemoryCodeCache());
+        using var engine = settings.CreateEngine();
+        using var loaded = loader.LoadComponent(engine, settings, WasmModules.AnswerComponent);
+        Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
+        using var store = new Store(engine);
+        using var linker = new ComponentLinker(engine);
+        Assert.Equal(42u, linker.Instantiate(store, loaded.Component).GetFunction("answer")!.Call()!.AsU32());
+
+        var e = Assert.Throws<ArgumentException>(() => loader.Load(engine, settings, WasmModules.AnswerComponent));
+        Assert.Contains("LoadComponent", e.Message);
+        Assert.Throws<ArgumentException>(() => loader.LoadComponent(engine, settings, WasmModules.Answer));
+    }
+}
