@@ -152,6 +152,7 @@ public sealed partial class DiskCodeCache
     /// </summary>
     private void OnRejected(CacheKey key, string path, FileIdentity? checkedFile, FrameStatus status)
     {
+        t_lastRejection = status.ToString();
         _metrics.Corrupt(status.ToString());
         _metrics.Miss();
         LogCorruptEntry(_logger, key, path, status.ToString());

@@ -1,0 +1,101 @@
+using BenchmarkDotNet.Attributes;
+using FileCache.Disk;
+using FileCache.Wasmtime;
+using Wasmtime;
+using RunStrategy = BenchmarkDotNet.Engines.RunStrategy;
+using WasmModule = Wasmtime.Module;
+
+namespace FileCache.Benchmarks;
+
+/// <summary>
+/// A warm in-process load of esbuild.wasm embedded as a &lt;WasmModule&gt; item (issue 11), each in a
+/// fresh engine, side by side with its floor (the entry's checksum on all cores, XXH3 per MiB as
+/// frame 2 does, plus a raw <c>DeserializeFile</c>), the same load from bytes (which hashes the
+/// module for its key) and Wasmtime's own cache hit.
+/// </summary>
+[SimpleJob(RunStrategy.Monitoring, launchCount: 1, warmupCount: 2, iterationCount: 15)]
+[MemoryDiagnoser]
+[MedianColumn]
+public class EmbeddedModuleBenchmarks
+{
+    private const int Chunk = 1 << 20;
+    private readonly WasmtimeEngineSettings _settings = new();
+    private EmbeddedWasmModule _module = null!;
+    private byte[] _wasm = [];
+    private byte[] _serialized = [];
+    private string _dir = "";
+    private string _plain = "";
+    private string _wasmtimeCacheConfig = "";
+    private WasmtimeModuleCache _loader = null!;
+
+    [GlobalSetup]
+    public void Setup()
+    {
+        _module = WasmModules.All.FirstOrDefault(m => m.Name == "esbuild.wasm")
+            ?? throw new InvalidOperationException("Run benchmarks/fetch-modules.sh first, then build again: esbuild.wasm is not embedded.");
+        _wasm = _module.Bytes.ToArray();
+        _dir = Path.Join(Path.GetTempPath(), "filecache-embedded-bench-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(_dir);
+        _loader = new WasmtimeModuleCache(new DiskCodeCache(Path.Join(_dir, "filecache")));
+        using (var engine = _settings.CreateEngine())
+        using (var first = _loader.Load(engine, _settings, _module))
+        {
+            _serialized = first.Module.Serialize();
+        }
+
+        _plain = Path.Join(_dir, "plain.cwasm");
+        File.WriteAllBytes(_plain, _serialized);
+        _wasmtimeCacheConfig = Path.Join(_dir, "wasmtime-cache.toml");
+        File.WriteAllText(_wasmtimeCacheConfig, $"[cache]\ndirectory = \"{Path.Join(_dir, "wasmtime")}\"\n");
+        using (var engine = new Engine(_settings.CreateConfig().WithCacheConfig(_wasmtimeCacheConfig)))
+        using (WasmModule.FromBytes(engine, "esbuild", _wasm))
+        {
+        }
+    }
+
+    [GlobalCleanup]
+    public void Cleanup() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>The floor: the entry's checksum on all cores and a raw DeserializeFile of a plain file.</summary>
+    [Benchmark(Baseline = true)]
+    public void FloorChecksumDeserialize()
+    {
+        var digests = new ulong[(_serialized.Length + Chunk - 1) / Chunk];
+        Parallel.For(0, digests.Length, i => digests[i] = System.IO.Hashing.XxHash3.HashToUInt64(_serialized.AsSpan(i * Chunk, Math.Min(Chunk, _serialized.Length - (i * Chunk))), i));
+        using var engine = _settings.CreateEngine();
+        using var module = WasmModule.DeserializeFile(engine, "esbuild", _plain);
+    }
+
+    /// <summary>The key from the build-time digest: nothing is hashed but the entry's checksum.</summary>
+    [Benchmark]
+    public void EmbeddedModuleHit()
+    {
+        using var engine = _settings.CreateEngine();
+        using var loaded = _loader.Load(engine, _settings, _module);
+        ExpectMapped(loaded);
+    }
+
+    /// <summary>The same hit from the bytes: the key hashes the 13 MB module first.</summary>
+    [Benchmark]
+    public void BytesHit()
+    {
+        using var engine = _settings.CreateEngine();
+        using var loaded = _loader.Load(engine, _settings, "esbuild", _wasm);
+        ExpectMapped(loaded);
+    }
+
+    [Benchmark]
+    public void WasmtimeCacheHit()
+    {
+        using var engine = new Engine(_settings.CreateConfig().WithCacheConfig(_wasmtimeCacheConfig));
+        using var module = WasmModule.FromBytes(engine, "esbuild", _wasm);
+    }
+
+    private static void ExpectMapped(LoadedModule loaded)
+    {
+        if (loaded.Origin != ModuleOrigin.MappedFile)
+        {
+            throw new InvalidOperationException($"expected a mapped hit, got {loaded.Origin}");
+        }
+    }
+}

@@ -1,0 +1,270 @@
+using System.Diagnostics;
+using System.Formats.Tar;
+using System.IO.Compression;
+using System.Text.Json;
+using FileCache.Disk;
+
+namespace FileCache.Tool.Tests;
+
+/// <summary>Every filecache command against real cache directories (in-process, plus one run of the built tool).</summary>
+public sealed class ToolTests : IDisposable
+{
+    private readonly string _root = Path.Join(Path.GetTempPath(), "filecache-tool-" + Guid.NewGuid().ToString("N"));
+
+    public ToolTests() => Directory.CreateDirectory(_root);
+
+    public void Dispose()
+    {
+        if (!OperatingSystem.IsWindows())
+        {
+            foreach (var dir in Directory.GetDirectories(_root))
+            {
+                File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+        }
+
+        Directory.Delete(_root, recursive: true);
+    }
+
+    private string Dir(string name) => Path.Join(_root, name);
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = Cli.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    private static JsonElement Json(string text) => JsonDocument.Parse(text).RootElement;
+
+    private static byte[] Payload(int seed, int length)
+    {
+        var bytes = new byte[length];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
+    }
+
+    private void Fill(string dir, int count, int length)
+    {
+        using var cache = new DiskCodeCache(dir);
+        for (int i = 0; i < count; i++)
+        {
+            cache.Add(CacheKey.Compute([(byte)i]), new MemoryStream(Payload(i, length)));
+        }
+    }
+
+    private static string ModulePath(string name)
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            string candidate = Path.Join(dir.FullName, "tests", "FileCache.Wasmtime.Tests", "modules", name);
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        throw new FileNotFoundException(name);
+    }
+
+    [Fact]
+    public void Stats_OnAMissingDirectory_IsEmpty_AndOnAFilledOne_CountsEntriesAndBytes()
+    {
+        var (code, output, _) = Run("stats", "--dir", Dir("none"), "--json");
+        Assert.Equal(0, code);
+        Assert.Equal(0, Json(output).GetProperty("entries").GetInt32());
+
+        Fill(Dir("c"), 3, 1000);
+        (code, output, _) = Run("stats", "-d", Dir("c"), "--json", "--top", "2");
+        Assert.Equal(0, code);
+        var stats = Json(output);
+        Assert.Equal(3, stats.GetProperty("entries").GetInt32());
+        Assert.Equal(3 * (1000 + 64), stats.GetProperty("bytes").GetInt64()); // payload + frame each
+        Assert.Equal(2, stats.GetProperty("largest").GetArrayLength());
+
+        (code, output, _) = Run("stats", "-d", Dir("c"));
+        Assert.Contains("entries    3", output);
+    }
+
+    [Fact]
+    public void Verify_FindsACorruptEntry_LeavesItWithoutDelete_RemovesItWithDelete()
+    {
+        Fill(Dir("c"), 3, 5000);
+        string victim = Path.Join(Dir("c"), CacheKey.Compute([1]).ToString());
+        var bytes = File.ReadAllBytes(victim);
+        bytes[100] ^= 0xff;
+        File.WriteAllBytes(victim, bytes);
+
+        var (code, output, _) = Run("verify", "-d", Dir("c"), "--json");
+        Assert.Equal(Cli.Problems, code);
+        var result = Json(output);
+        Assert.Equal(2, result.GetProperty("valid").GetInt32());
+        var bad = Assert.Single(result.GetProperty("bad").EnumerateArray());
+        Assert.Equal(CacheKey.Compute([1]).ToString(), bad.GetProperty("key").GetString());
+        Assert.Equal("ChecksumMismatch", bad.GetProperty("reason").GetString());
+        Assert.True(File.Exists(victim)); // read-only without --delete
+
+        (code, output, _) = Run("verify", "-d", Dir("c"), "--delete");
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("(removed)", output);
+        Assert.False(File.Exists(victim));
+        Assert.Equal(Cli.Ok, Run("verify", "-d", Dir("c")).Code);
+    }
+
+    [Fact]
+    public void Trim_EvictsTheLeastRecentlyUsed_DownToTheSize_AndRefusesABadSize()
+    {
+        Fill(Dir("c"), 10, 10_000);
+        using (var cache = new DiskCodeCache(Dir("c")))
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                File.SetLastWriteTimeUtc(cache.GetPath(CacheKey.Compute([(byte)i])), DateTime.UtcNow.AddHours(i - 20)); // entry 9 most recent
+            }
+        }
+
+        var (code, output, _) = Run("trim", "-d", Dir("c"), "--max-size", "40K", "--json");
+        Assert.Equal(0, code);
+        var result = Json(output);
+        Assert.Equal(6, result.GetProperty("removed").GetInt32()); // 4 entries of 10,064 bytes fit in 40,960
+        Assert.True(result.GetProperty("bytesLeft").GetInt64() <= 40 << 10);
+        Assert.True(File.Exists(Path.Join(Dir("c"), CacheKey.Compute([9]).ToString())));
+        Assert.True(File.Exists(Path.Join(Dir("c"), CacheKey.Compute([6]).ToString())));
+        Assert.False(File.Exists(Path.Join(Dir("c"), CacheKey.Compute([5]).ToString())));
+
+        var (badCode, _, error) = Run("trim", "-d", Dir("c"), "--max-size", "12Q");
+        Assert.Equal(Cli.Usage, badCode);
+        Assert.Contains("'12Q' is not a size", error);
+        Assert.Equal(Cli.Usage, Run("trim", "-d", Dir("c")).Code); // --max-size is required
+    }
+
+    [Fact]
+    public void Clear_RemovesEveryEntry()
+    {
+        Fill(Dir("c"), 4, 100);
+        var (code, output, _) = Run("clear", "-d", Dir("c"));
+        Assert.Equal(0, code);
+        Assert.Contains("removed 4 entries", output);
+        Assert.DoesNotContain(Directory.GetFiles(Dir("c")), f => !Path.GetFileName(f).StartsWith('.'));
+    }
+
+    [Fact]
+    public void Warm_CompilesModulesAndComponents_UnderTheKeysALoadUses_ThenHits()
+    {
+        string module = ModulePath("answer.wasm");
+        string component = ModulePath("answer-component.wasm");
+        var (code, output, _) = Run("warm", "-d", Dir("c"), module, component, "--json");
+        Assert.Equal(0, code);
+        var results = Json(output).EnumerateArray().ToArray();
+        Assert.Equal(["Compiled", "Compiled"], results.Select(r => r.GetProperty("origin").GetString()));
+
+        // The key an app with default settings derives for the same bytes.
+        var settings = new Wasmtime.WasmtimeEngineSettings();
+        Assert.Equal(settings.DeriveKey(File.ReadAllBytes(module)).ToString(), results[0].GetProperty("key").GetString());
+
+        (code, output, _) = Run("warm", "-d", Dir("c"), module);
+        Assert.Equal(0, code);
+        Assert.StartsWith("MappedFile", output);
+
+        File.WriteAllText(Path.Join(_root, "bad.wasm"), "not wasm");
+        (code, output, _) = Run("warm", "-d", Dir("c"), Path.Join(_root, "bad.wasm"));
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("Failed", output);
+    }
+
+    [Fact]
+    public void ExportThenImport_SeedsAnotherCache_WithTheSamePayloads_UnderItsOwnKey()
+    {
+        Fill(Dir("a"), 5, 3000);
+        string archive = Path.Join(_root, "cache.tar.gz");
+        var (code, output, _) = Run("export", "-d", Dir("a"), archive, "--json");
+        Assert.Equal(0, code);
+        Assert.Equal(5, Json(output).GetProperty("entries").GetInt32());
+
+        // Into an authenticated cache: the importing cache frames and signs each entry.
+        string keyFile = Path.Join(_root, "key");
+        File.WriteAllBytes(keyFile, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
+        (code, output, _) = Run("import", "-d", Dir("b"), "--key-file", keyFile, archive);
+        Assert.Equal(0, code);
+        Assert.Contains("imported 5 entries", output);
+        Assert.Equal(Cli.Ok, Run("verify", "-d", Dir("b"), "--key-file", keyFile).Code);
+        using var b = new DiskCodeCache(new DiskCodeCacheOptions { Directory = Dir("b"), AuthenticationKey = File.ReadAllBytes(keyFile) });
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(b.TryGet(CacheKey.Compute([(byte)i]), out var hit));
+            using (hit)
+            {
+                using var copy = new MemoryStream();
+                hit.CopyTo(copy);
+                Assert.Equal(Payload(i, 3000), copy.ToArray());
+            }
+        }
+
+        // Without the key, the authenticated entries are not this reader's: a wrong key is refused.
+        File.WriteAllBytes(keyFile, new byte[32]);
+        Assert.Equal(Cli.Problems, Run("verify", "-d", Dir("b"), "--key-file", keyFile).Code);
+    }
+
+    [Fact]
+    public void Import_SkipsWhatIsNotAnExportEntry_AndSaysSo()
+    {
+        string archive = Path.Join(_root, "foreign.tar.gz");
+        using (var file = File.Create(archive))
+        using (var gzip = new GZipStream(file, CompressionLevel.Fastest))
+        using (var tar = new TarWriter(gzip))
+        {
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, "../../etc/passwd") { DataStream = new MemoryStream([1, 2, 3]) });
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.SymbolicLink, CacheKey.Compute([1]).ToString()) { LinkName = "/etc/passwd" });
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, CacheKey.Compute([2]).ToString()) { DataStream = new MemoryStream([4, 5, 6]) });
+        }
+
+        var (code, output, error) = Run("import", "-d", Dir("c"), archive);
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("imported 1 entries", output);
+        Assert.Contains("skipped '../../etc/passwd'", error);
+        Assert.Equal([Path.Join(Dir("c"), CacheKey.Compute([2]).ToString())], Directory.GetFiles(Dir("c")).Where(f => !Path.GetFileName(f).StartsWith('.')));
+    }
+
+    [SkippableFact]
+    public void ADirectoryOthersCanWrite_IsRefused_WithExitCode3_NamingIt()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "Unix modes: on Windows the profile's ACLs decide.");
+        Fill(Dir("c"), 1, 10);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(Dir("c"), (UnixFileMode)Convert.ToInt32("777", 8));
+        }
+
+        var (code, _, error) = Run("stats", "-d", Dir("c"));
+        Assert.Equal(Cli.Unusable, code);
+        Assert.Contains(Dir("c"), error);
+        Assert.Contains("mode 0777", error);
+    }
+
+    [Fact]
+    public void AnUnknownCommand_IsAUsageError()
+    {
+        var (code, _, error) = Run("frobnicate");
+        Assert.Equal(Cli.Usage, code);
+        Assert.Contains("filecache --help", error);
+    }
+
+    [Fact]
+    public void TheBuiltTool_RunsAsAProcess()
+    {
+        Fill(Dir("c"), 2, 100);
+        string tool = Path.Join(AppContext.BaseDirectory, "filecache.dll");
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { tool, "stats", "--dir", Dir("c"), "--json" })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var process = Process.Start(info)!;
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        Assert.True(process.ExitCode == 0, process.StandardError.ReadToEnd());
+        Assert.Equal(2, Json(output).GetProperty("entries").GetInt32());
+    }
+}

@@ -1,0 +1,128 @@
+using System.CommandLine;
+using System.CommandLine.Parsing;
+using System.Globalization;
+using System.Text.Json;
+using FileCache.Disk;
+
+namespace FileCache.Tool;
+
+/// <summary>
+/// The command line. Exit codes: 0 done; 1 the command found or left a problem (verify: bad entries;
+/// import: skipped files; warm: a module failed); 2 the command line is wrong; 3 the cache directory
+/// is unusable (missing where it must exist, insecure, not writable) or a file could not be read or written.
+/// </summary>
+internal static class Cli
+{
+    public const int Ok = 0, Problems = 1, Usage = 2, Unusable = 3;
+
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        var directory = new Option<string?>("--dir", "-d")
+        {
+            Description = "The cache directory (default: the user cache folder FileCache uses, e.g. ~/.cache/filecache).",
+            Recursive = true,
+        };
+        var keyFile = new Option<FileInfo?>("--key-file")
+        {
+            Description = "A file holding the cache's authentication key (raw bytes, at least 16): needed for a shared, authenticated cache.",
+            Recursive = true,
+        };
+        var json = new Option<bool>("--json") { Description = "Write one JSON document to standard output instead of text.", Recursive = true };
+        var root = new RootCommand("Inspect and maintain a FileCache disk cache of compiled WebAssembly code.");
+        root.Options.Add(directory);
+        root.Options.Add(keyFile);
+        root.Options.Add(json);
+
+        var context = new CommandContext(directory, keyFile, json, output, error);
+        root.Subcommands.Add(Commands.Stats(context));
+        root.Subcommands.Add(Commands.Verify(context));
+        root.Subcommands.Add(Commands.Trim(context));
+        root.Subcommands.Add(Commands.Clear(context));
+        root.Subcommands.Add(Commands.Warm(context));
+        root.Subcommands.Add(Commands.Export(context));
+        root.Subcommands.Add(Commands.Import(context));
+
+        var parsed = root.Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            foreach (var e in parsed.Errors)
+            {
+                error.WriteLine(e.Message);
+            }
+
+            error.WriteLine("Run 'filecache --help' for usage.");
+            return Usage;
+        }
+
+        try
+        {
+            return parsed.Invoke(new InvocationConfiguration { Output = output, Error = error, EnableDefaultExceptionHandler = false });
+        }
+        catch (ArgumentException e)
+        {
+            error.WriteLine($"filecache: {e.Message}");
+            return Usage;
+        }
+        catch (Exception e) when (e is InsecureCacheDirectoryException or IOException or UnauthorizedAccessException or InvalidDataException)
+        {
+            error.WriteLine($"filecache: {e.Message}");
+            return Unusable;
+        }
+    }
+
+    /// <summary>Parses sizes such as 1048576, 512K, 300M or 2G (powers of 1024).</summary>
+    public static long? ParseSize(ArgumentResult result)
+    {
+        string text = result.Tokens.Count == 1 ? result.Tokens[0].Value.Trim() : "";
+        long unit = 1;
+        if (text.Length > 0 && char.IsLetter(text[^1]))
+        {
+            unit = char.ToUpperInvariant(text[^1]) switch { 'K' => 1L << 10, 'M' => 1L << 20, 'G' => 1L << 30, 'T' => 1L << 40, _ => 0 };
+            text = text[..^1];
+        }
+
+        if (unit == 0 || !long.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out long value) || value > long.MaxValue / unit)
+        {
+            result.AddError($"'{(result.Tokens.Count == 1 ? result.Tokens[0].Value : "")}' is not a size: use bytes or a number with K, M, G or T (for example 500M).");
+            return null;
+        }
+
+        return value * unit;
+    }
+}
+
+/// <summary>What every command reads from the shared options.</summary>
+internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo?> KeyFile, Option<bool> Json, TextWriter Output, TextWriter Error)
+{
+    public DiskCodeCache OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null)
+    {
+        byte[]? key = null;
+        if (parsed.GetValue(KeyFile) is { } file)
+        {
+            key = File.ReadAllBytes(file.FullName);
+        }
+
+        var options = new DiskCodeCacheOptions
+        {
+            Directory = parsed.GetValue(Directory),
+            AuthenticationKey = key,
+            ReadOnly = readOnly,
+            MaxSize = maxSize,
+            TrimRatio = 1.0, // the tool trims to exactly the size asked for
+        };
+        return new DiskCodeCache(options); // refuses a short key itself (ArgumentException: exit code 2)
+    }
+
+    public bool WantsJson(ParseResult parsed) => parsed.GetValue(Json);
+
+    public void WriteJson<T>(T value, System.Text.Json.Serialization.Metadata.JsonTypeInfo<T> type) => Output.WriteLine(JsonSerializer.Serialize(value, type));
+
+    /// <summary>Progress for long runs, on standard error so standard output stays the result.</summary>
+    public void Progress(ParseResult parsed, string verb, int done, int total)
+    {
+        if (!WantsJson(parsed) && total >= 100 && (done == total || done % Math.Max(1, total / 10) == 0))
+        {
+            Error.WriteLine($"{verb} {done}/{total}");
+        }
+    }
+}
