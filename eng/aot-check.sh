@@ -4,6 +4,8 @@
 #     on any trim/AOT (IL) warning that names a FileCache assembly; then runs the native binary.
 #  2. Publishes samples/WasmHost with NativeAOT, runs it twice on a fresh cache directory and checks
 #     that the second run is a cache hit with the same result.
+#  3. Publishes the filecache tool with NativeAOT, warms a module with it, and checks that the same
+#     tool run on the JIT hits that entry: native and JIT processes derive the same keys.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=$(mktemp -d)
@@ -36,4 +38,18 @@ echo "$first" | grep -q "load:   miss" || { echo "FAIL: the first run did not co
 echo "$second" | grep -q "load:   hit" || { echo "FAIL: the second run was not a cache hit"; exit 1; }
 [ "$(echo "$first" | grep '^call:' | sed 's/ in .*//')" = "$(echo "$second" | grep '^call:' | sed 's/ in .*//')" ] \
   || { echo "FAIL: the two runs returned different results"; exit 1; }
+echo "== filecache tool: publish (NativeAOT), then native and JIT processes share keys"
+dotnet publish tools/FileCache.Tool -c Release -r "$rid" -p:NativeTool=true -o "$out/tool" -nologo 2>&1 | tee "$out/tool.log"
+if grep -E "warning IL[0-9]+" "$out/tool.log" | grep -v "Wasmtime.Dotnet" | grep -q .; then
+  echo "FAIL: trim/AOT warnings in the tool publish"; exit 1
+fi
+module=tests/FileCache.Wasmtime.Tests/modules/answer.wasm
+native=$("$out/tool/filecache" warm --dir "$out/shared" "$module")
+echo "$native"
+dotnet build tools/FileCache.Tool -c Release -nologo -v quiet > /dev/null
+jit=$(dotnet tools/FileCache.Tool/bin/Release/net10.0/filecache.dll warm --dir "$out/shared" "$module")
+echo "$jit"
+echo "$native" | grep -q "^Compiled" || { echo "FAIL: the native tool did not compile"; exit 1; }
+echo "$jit" | grep -q "^MappedFile" || { echo "FAIL: the JIT process missed the entry the native one added (different keys)"; exit 1; }
+"$out/tool/filecache" verify --dir "$out/shared" || { echo "FAIL: the native tool's verify"; exit 1; }
 echo "AOT gate passed."

@@ -27,4 +27,19 @@ public sealed class CpuFeaturesTests
             Assert.Equal(flags.Contains("fphp"), Bit(40));
         }
     }
+
+    [SkippableFact]
+    public void EveryX64Bit_MatchesTheKernelsFlags_SoJitAndNativeAotProcessesAgree()
+    {
+        // The bits come from CPUID, not from .NET's IsSupported (which under NativeAOT describes the
+        // compile target): /proc/cpuinfo is the machine's own account, the same for every process.
+        Skip.IfNot(OperatingSystem.IsLinux() && File.Exists("/proc/cpuinfo") && RuntimeInformation.ProcessArchitecture == Architecture.X64, "Compared against Linux's /proc/cpuinfo on x64.");
+        var flags = File.ReadAllText("/proc/cpuinfo").Split('\n').First(l => l.StartsWith("flags", StringComparison.Ordinal))
+            .Split(':')[1].Split(' ', StringSplitOptions.RemoveEmptyEntries).ToHashSet();
+        string[] names = ["pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2", "abm", "avx512f", "avx512bw", "avx512dq", "avx512vbmi", "avx512vl", "avx512_bitalg", "cx16"];
+        for (int bit = 0; bit < names.Length; bit++)
+        {
+            Assert.True(flags.Contains(names[bit]) == ((CpuFeatures.Current & (1UL << bit)) != 0), $"bit {bit} ({names[bit]})");
+        }
+    }
 }

@@ -26,26 +26,34 @@ public static class CpuFeatures
             }
         }
 
-        // x86/x64: bits 0..31.
-        Set(0, Sse3.IsSupported);
-        Set(1, Ssse3.IsSupported);
-        Set(2, Sse41.IsSupported);
-        Set(3, Sse42.IsSupported);
-        Set(4, Popcnt.IsSupported);
-        Set(5, Avx.IsSupported);
-        Set(6, Avx2.IsSupported);
-        Set(7, Fma.IsSupported);
-        Set(8, Bmi1.IsSupported);
-        Set(9, Bmi2.IsSupported);
-        Set(10, Lzcnt.IsSupported);
-        Set(11, Avx512F.IsSupported);
-        Set(12, Avx512BW.IsSupported);
-        Set(13, Avx512DQ.IsSupported);
-        Set(14, Avx512Vbmi.IsSupported);
+        // x86/x64: bits 0..31, read from CPUID itself, never from .NET's Sse3.IsSupported and the like:
+        // those describe the instruction sets .NET compiled this process for, and under NativeAOT
+        // (compiled for a baseline) they differ from a JIT process on the same machine, which would
+        // give the same code two keys. Cranelift detects the CPU, so the key does too.
+        var (_, _, c1, _) = CpuId(1, 0);
+        var (_, b7, c7, _) = CpuId(7, 0);
+        var (_, _, cx1, _) = CpuId(unchecked((int)0x80000001), 0);
+        bool avx = Has(c1, 28) && Has(c1, 27); // AVX and OSXSAVE: the OS saves the AVX state
+        Set(0, Has(c1, 0)); // SSE3
+        Set(1, Has(c1, 9)); // SSSE3
+        Set(2, Has(c1, 19)); // SSE4.1
+        Set(3, Has(c1, 20)); // SSE4.2
+        Set(4, Has(c1, 23)); // POPCNT
+        Set(5, avx);
+        Set(6, avx && Has(b7, 5)); // AVX2
+        Set(7, avx && Has(c1, 12)); // FMA
+        Set(8, Has(b7, 3)); // BMI1
+        Set(9, Has(b7, 8)); // BMI2
+        Set(10, Has(cx1, 5)); // LZCNT (ABM)
+        bool avx512 = avx && Has(b7, 16);
+        Set(11, avx512); // AVX512F
+        Set(12, avx512 && Has(b7, 30)); // AVX512BW
+        Set(13, avx512 && Has(b7, 17)); // AVX512DQ
+        Set(14, avx512 && Has(c7, 1)); // AVX512VBMI
         // What Cranelift's host detection also uses (cranelift-native): AVX-512 VL and BITALG, CMPXCHG16B.
-        Set(15, Avx512F.VL.IsSupported);
-        Set(16, Avx512F.IsSupported && CpuIdBit(7, 0, ecx: true, 12)); // AVX512_BITALG; usable only where the OS enabled AVX-512 (Avx512F)
-        Set(17, CpuIdBit(1, 0, ecx: true, 13)); // CMPXCHG16B
+        Set(15, avx512 && Has(b7, 31)); // AVX512VL
+        Set(16, avx512 && Has(c7, 12)); // AVX512_BITALG
+        Set(17, Has(c1, 13)); // CMPXCHG16B
         // Arm64: bits 32..63.
         Set(32, AdvSimd.IsSupported);
         Set(33, Crc32.IsSupported);
@@ -62,16 +70,19 @@ public static class CpuFeatures
         return bits;
     }
 
-    private static bool CpuIdBit(int leaf, int subleaf, bool ecx, int bit)
+    /// <summary>CPUID, or zeros where the leaf does not exist (or the CPU is not x86).</summary>
+    private static (int Eax, int Ebx, int Ecx, int Edx) CpuId(int leaf, int subleaf)
     {
         if (!X86Base.IsSupported)
         {
-            return false;
+            return default;
         }
 
-        var (_, _, c, d) = X86Base.CpuId(leaf, subleaf);
-        return ((ecx ? c : d) & (1 << bit)) != 0;
+        int highest = X86Base.CpuId(leaf & unchecked((int)0x80000000), 0).Eax; // leaf 0 or 0x80000000: the highest leaf of its range
+        return (uint)leaf <= (uint)highest ? X86Base.CpuId(leaf, subleaf) : default;
     }
+
+    private static bool Has(int register, int bit) => (register & (1 << bit)) != 0;
 
     /// <summary>AT_HWCAP of an arm64 Linux process, read from /proc/self/auxv (0 elsewhere or when unreadable).</summary>
     private static ulong ArmHardwareCapabilities()
