@@ -2,8 +2,9 @@
 # The NativeAOT gate (CI runs it; run it yourself the same way: bash eng/aot-check.sh).
 #  1. Publishes tests/FileCache.AotTestApp with NativeAOT, every FileCache assembly rooted, and fails
 #     on any trim/AOT (IL) warning that names a FileCache assembly; then runs the native binary.
-#  2. Publishes samples/WasmHost with NativeAOT, runs it twice on a fresh cache directory and checks
-#     that the second run is a cache hit with the same result.
+#  2. Publishes samples/WasmHost with NativeAOT and its <WasmModule> precompiled; checks that the first
+#     start with a fresh cache directory maps the precompiled code, and that other engine settings
+#     miss it, compile into the writable cache and hit there the next time, with the same result.
 #  3. Publishes the filecache tool with NativeAOT, warms a module with it, and checks that the same
 #     tool run on the JIT hits that entry: native and JIT processes derive the same keys.
 set -euo pipefail
@@ -24,20 +25,27 @@ fi
 echo "== AOT test app: run"
 "$out/aot/FileCache.AotTestApp"
 
-echo "== WasmHost: publish"
-dotnet publish samples/WasmHost -c Release -r "$rid" -o "$out/host" -nologo 2>&1 | tee "$out/host.log"
+echo "== WasmHost: publish, with its <WasmModule> precompiled (-p:WasmPrecompile=true)"
+dotnet publish samples/WasmHost -c Release -r "$rid" -p:WasmPrecompile=true -o "$out/host" -nologo 2>&1 | tee "$out/host.log"
 if grep -E "warning IL[0-9]+" "$out/host.log" | grep -v "Wasmtime.Dotnet" | grep -q .; then
   echo "FAIL: trim/AOT warnings in the WasmHost publish"; exit 1
 fi
-echo "== WasmHost: cold run, then warm run"
+ls "$out/host/wasm-precompiled" | grep -Eq '^[0-9a-f]{64}$' || { echo "FAIL: no precompiled entry next to the app"; exit 1; }
+echo "== WasmHost: the first start on a fresh machine cache loads the precompiled code"
 first=$("$out/host/WasmHost" --cache-dir "$out/cache")
 echo "$first"
-second=$("$out/host/WasmHost" --cache-dir "$out/cache")
-echo "$second"
-echo "$first" | grep -q "load:   miss" || { echo "FAIL: the first run did not compile"; exit 1; }
-echo "$second" | grep -q "load:   hit" || { echo "FAIL: the second run was not a cache hit"; exit 1; }
-[ "$(echo "$first" | grep '^call:' | sed 's/ in .*//')" = "$(echo "$second" | grep '^call:' | sed 's/ in .*//')" ] \
-  || { echo "FAIL: the two runs returned different results"; exit 1; }
+echo "$first" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the first start did not hit the precompiled tier"; exit 1; }
+[ -z "$(ls -A "$out/cache" 2>/dev/null | grep -E '^[0-9a-f]{64}$')" ] || { echo "FAIL: the precompiled hit was copied into the writable cache"; exit 1; }
+echo "== WasmHost: other engine settings miss the precompiled tier, compile into the writable one, then hit it"
+other1=$("$out/host/WasmHost" --cache-dir "$out/cache" --opt none)
+echo "$other1"
+other2=$("$out/host/WasmHost" --cache-dir "$out/cache" --opt none)
+echo "$other2"
+echo "$other1" | grep -q "load:   miss (Compiled)" || { echo "FAIL: other settings did not compile"; exit 1; }
+echo "$other2" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the second run with other settings was not a hit"; exit 1; }
+[ "$(echo "$first" | grep '^call:' | sed 's/ in .*//')" = "$(echo "$other2" | grep '^call:' | sed 's/ in .*//')" ] \
+  || { echo "FAIL: the runs returned different results"; exit 1; }
+
 echo "== filecache tool: publish (NativeAOT), then native and JIT processes share keys"
 dotnet publish tools/FileCache.Tool -c Release -r "$rid" -p:NativeTool=true -o "$out/tool" -nologo 2>&1 | tee "$out/tool.log"
 if grep -E "warning IL[0-9]+" "$out/tool.log" | grep -v "Wasmtime.Dotnet" | grep -q .; then

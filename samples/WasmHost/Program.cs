@@ -1,11 +1,14 @@
 // WasmHost: loads a WebAssembly module through FileCache, calls one export and reports whether the
 // machine code came from the cache.
 //
-//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only]
+//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only] [--opt none|speed]
 //
 // --load-only loads (compiles or hits) and exits without instantiating: for modules whose imports
 // (WASI, a JS runtime) this host does not provide, and for timing the load alone.
-// Without a module it runs the embedded fib.wat: fib(90).
+// --opt none compiles without optimizations: other engine settings, so other cache keys.
+// Without a module it runs fib.wasm (built from fib.wat), a <WasmModule> item: fib(90). Published with
+// -p:WasmPrecompile=true, its machine code ships in wasm-precompiled next to the binary, and the
+// first start on a machine like the publishing one is already a hit (UsePrecompiled below).
 using System.Diagnostics;
 using System.Globalization;
 using FileCache.Wasmtime;
@@ -37,6 +40,7 @@ if (options.Cache != "none")
         }
         else
         {
+            c.UsePrecompiled(); // wasm-precompiled next to the app, read-only, in front (see -p:WasmPrecompile=true)
             c.UseDisk(o => o.Directory = options.CacheDirectory); // null: the user cache folder
         }
 
@@ -58,10 +62,8 @@ byte[] wasm;
 string name;
 if (options.ModulePath is null)
 {
-    using var resource = typeof(HostOptions).Assembly.GetManifestResourceStream("fib.wat")!;
-    using var reader = new StreamReader(resource);
-    wasm = WasmModule.ConvertText(await reader.ReadToEndAsync());
-    name = "fib.wat (embedded)";
+    wasm = WasmHost.WasmModules.Fib.Bytes.ToArray();
+    name = "fib.wasm (embedded)";
 }
 else
 {
@@ -69,7 +71,7 @@ else
     name = options.ModulePath;
 }
 
-var settings = new WasmtimeEngineSettings();
+var settings = new WasmtimeEngineSettings { Optimization = options.Optimization };
 using var engine = settings.CreateEngine();
 var loadTimer = Stopwatch.StartNew();
 WasmModule module;
@@ -77,7 +79,8 @@ IDisposable owner; // a LoadedModule (dispose it, not its module: the loader may
 string origin;
 if (provider.GetService<WasmtimeModuleCache>() is { } loader)
 {
-    var loaded = loader.Load(engine, settings, name, wasm, validate: true);
+    // The embedded module's key comes from its build-time digest: nothing is hashed.
+    var loaded = options.ModulePath is null ? loader.Load(engine, settings, WasmHost.WasmModules.Fib) : loader.Load(engine, settings, name, wasm, validate: true);
     (module, owner) = (loaded.Module, loaded);
     origin = loaded.IsHit ? $"hit ({loaded.Origin})" : $"miss ({loaded.Origin})";
 }
@@ -153,7 +156,7 @@ using (owner)
 return 0;
 
 /// <summary>The command line.</summary>
-internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error, bool LoadOnly = false)
+internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error, bool LoadOnly = false, OptimizationLevel Optimization = OptimizationLevel.Speed)
 {
     public static HostOptions Parse(string[] args)
     {
@@ -161,6 +164,7 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
         string cache = "disk";
         string? dir = null;
         bool loadOnly = false;
+        var optimization = OptimizationLevel.Speed;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -174,8 +178,11 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
                 case "--load-only":
                     loadOnly = true;
                     break;
-                case "--cache" or "--cache-dir":
-                    return new(null, "", [], cache, dir, $"{args[i]} needs a value.");
+                case "--opt" when i + 1 < args.Length && args[i + 1] is "none" or "speed":
+                    optimization = args[++i] == "none" ? OptimizationLevel.None : OptimizationLevel.Speed;
+                    break;
+                case "--cache" or "--cache-dir" or "--opt":
+                    return new(null, "", [], cache, dir, $"{args[i]} needs a value{(args[i] == "--opt" ? ": none or speed" : "")}.");
                 default:
                     positional.Add(args[i]);
                     break;
@@ -194,6 +201,6 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
         }
 
         string function = positional.Count > 1 ? positional[1] : "fib";
-        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null, loadOnly);
+        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null, loadOnly, optimization);
     }
 }

@@ -46,4 +46,39 @@ public static class DiskCodeCacheBuilderExtensions
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DiskCodeCacheOptions>, DiskCodeCacheOptionsValidator>());
         return builder;
     }
+
+    /// <summary>
+    /// Adds the compiled code that ships with the app as a read-only disk tier in front of every
+    /// other: the directory that <c>dotnet publish -p:WasmPrecompile=true</c> writes next to the app
+    /// (<c>wasm-precompiled</c> under <see cref="AppContext.BaseDirectory"/>). A host whose CPU,
+    /// Wasmtime or engine settings differ from the publishing machine's derives other keys, misses
+    /// there and uses its writable tiers. A missing directory is a miss, not an error.
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="configure">Configures the tier (for example <see cref="DiskCodeCacheOptions.AuthenticationKey"/>,
+    /// when the entries were precompiled with one); it stays read-only.</param>
+    /// <returns>The builder.</returns>
+    public static IWasmCodeCacheBuilder UsePrecompiled(this IWasmCodeCacheBuilder builder, Action<DiskCodeCacheOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        string tierName = builder.AddFirstTier(static (sp, name) => new DiskCodeCache(
+            sp.GetRequiredService<IOptionsMonitor<DiskCodeCacheOptions>>().Get(name),
+            sp.GetService<IMeterFactory>(),
+            sp.GetService<ILogger<DiskCodeCache>>(),
+            sp.GetService<TimeProvider>()));
+        var options = builder.Services.AddOptions<DiskCodeCacheOptions>(tierName)
+            .Configure(o => o.Directory = Path.Join(AppContext.BaseDirectory, PrecompiledDirectoryName))
+            .ValidateOnStart();
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.PostConfigure(o => o.ReadOnly = true);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DiskCodeCacheOptions>, DiskCodeCacheOptionsValidator>());
+        return builder;
+    }
+
+    /// <summary>The directory name, next to the app, of the precompiled tier (<see cref="UsePrecompiled"/>).</summary>
+    public const string PrecompiledDirectoryName = "wasm-precompiled";
 }

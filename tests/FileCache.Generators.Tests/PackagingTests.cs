@@ -174,14 +174,17 @@ public sealed class PackagingTests : IDisposable
         throw new DirectoryNotFoundException("FileCache.sln not found above " + AppContext.BaseDirectory);
     }
 
-    private static string Run(string directory, string file, params string[] args)
+    internal static string Run(string directory, string file, params string[] args)
     {
         var (code, output) = RunAllowingFailure(directory, file, args);
         Assert.True(code == 0, $"{file} {string.Join(' ', args)} failed in {directory}:\n{output}");
         return output;
     }
 
-    private static (int ExitCode, string Output) RunAllowingFailure(string directory, string file, params string[] args)
+    internal static (int ExitCode, string Output) RunAllowingFailure(string directory, string file, params string[] args)
+        => RunAllowingFailure(directory, null, file, args);
+
+    internal static (int ExitCode, string Output) RunAllowingFailure(string directory, IReadOnlyDictionary<string, string>? environment, string file, params string[] args)
     {
         var info = new ProcessStartInfo(file) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in args)
@@ -191,6 +194,10 @@ public sealed class PackagingTests : IDisposable
 
         // The repository's CI setting would make the consumer's restore treat the sample as CI; keep it plain.
         info.Environment.Remove("CI");
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
         using var process = Process.Start(info)!;
         var stderr = process.StandardError.ReadToEndAsync();
         string stdout = process.StandardOutput.ReadToEnd();

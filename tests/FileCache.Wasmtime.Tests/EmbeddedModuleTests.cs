@@ -29,6 +29,19 @@ public sealed class EmbeddedModuleTests : IDisposable
     }
 
     [Fact]
+    public void TheSamplesFibWasm_IsItsWatSource()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Join(dir.FullName, "FileCache.sln")))
+        {
+            dir = dir.Parent;
+        }
+
+        string sample = Path.Join(dir!.FullName, "samples", "WasmHost");
+        Assert.Equal(global::Wasmtime.Module.ConvertText(File.ReadAllText(Path.Join(sample, "fib.wat"))), File.ReadAllBytes(Path.Join(sample, "fib.wasm")));
+    }
+
+    [Fact]
     public void AnEmbeddedModule_HasItsBuildTimeDigest_AndTheKeyOfItsBytes()
     {
         var answer = WasmModules.Answer;

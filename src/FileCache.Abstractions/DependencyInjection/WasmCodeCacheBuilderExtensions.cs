@@ -22,6 +22,22 @@ public static class WasmCodeCacheBuilderExtensions
         return tierName;
     }
 
+    /// <summary>
+    /// Adds a tier in front of every other, whenever it is called (for a read-only tier of code that
+    /// ships with the app: <c>UsePrecompiled()</c>). The factory runs once, when the cache is first resolved.
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the tier (see <see cref="AddTier"/>).</param>
+    /// <returns>The tier's options name.</returns>
+    public static string AddFirstTier(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, string, IWasmCodeCache> factory)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        string tierName = WasmCodeCacheRegistry.For(builder.Services).NextTierName(builder.Name);
+        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Insert(0, sp => factory(sp, tierName)));
+        return tierName;
+    }
+
     /// <summary>Adds an existing cache instance as the next tier. The instance is not disposed by the container.</summary>
     /// <param name="builder">The cache builder.</param>
     /// <param name="cache">The tier.</param>

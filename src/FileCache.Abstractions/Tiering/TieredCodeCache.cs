@@ -301,7 +301,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 OnTierFailure(i, "add", key, e);
-                (failures ??= []).Add(e);
+                Collect(ref failures, e);
                 TryDeleteAfterFailedAdd(i, key);
             }
         }
@@ -328,7 +328,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 OnTierFailure(i, "add", key, e);
-                (failures ??= []).Add(e);
+                Collect(ref failures, e);
                 TryDeleteAfterFailedAdd(i, key);
             }
         }
@@ -350,7 +350,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 OnTierFailure(i, "delete", key, e);
-                (failures ??= []).Add(e);
+                Collect(ref failures, e);
             }
         }
 
@@ -372,7 +372,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 OnTierFailure(i, "delete", key, e);
-                (failures ??= []).Add(e);
+                Collect(ref failures, e);
             }
         }
 
@@ -401,7 +401,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             catch (Exception e) when (e is not OperationCanceledException)
             {
                 OnTierFailure(i, name, key, e);
-                (failures ??= []).Add(e);
+                Collect(ref failures, e);
             }
         }
 
@@ -492,8 +492,22 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
 
     private void OnTierFailure(int tier, string operation, CacheKey key, Exception e)
     {
+        if (e is ReadOnlyWasmCodeCacheException)
+        {
+            return; // a read-only tier (code shipped with the app) takes no writes: not a failure
+        }
+
         _metrics.TierFailure(operation);
         LogTierFailed(_logger, tier, _tiers[tier].GetType().Name, operation, key, e);
+    }
+
+    /// <summary>Keeps a tier's failure for rethrowing; a read-only tier refusing a write is not one.</summary>
+    private static void Collect(ref List<Exception>? failures, Exception e)
+    {
+        if (e is not ReadOnlyWasmCodeCacheException)
+        {
+            (failures ??= []).Add(e);
+        }
     }
 
     private static void ThrowIfFailed(List<Exception>? failures, CacheKey key, string operation)
