@@ -25,6 +25,7 @@ internal static class EntryFrame
     public const int TrailerSize = 64;
     public const ushort CurrentVersion = 2;
     public const int ChunkSize = 1 << 20;
+    private const int ParallelChunks = 4; // entries of 4 MiB and more are checked on all cores, as the key hashes modules
     private const ushort FlagAuthenticated = 1;
     private const int TagOffset = 24;
     private const int TagSize = 32;
@@ -209,11 +210,14 @@ internal static class EntryFrame
         int count = ChunkCount(data.Length);
         int size = DigestSize(authenticated);
         long seed = Seed(key);
-        if (count <= 1)
+        if (count < ParallelChunks)
         {
-            if (count == 1)
+            // Small entries on this thread: in a process that just started, the thread pool's first
+            // workers cost more than hashing a few MiB (measured on the NativeAOT host's warm start).
+            for (int i = 0; i < count; i++)
             {
-                DigestChunk(authenticated, seed, data, digests[..size]);
+                int offset = i * ChunkSize;
+                DigestChunk(authenticated, seed, data.Slice(offset, Math.Min(ChunkSize, data.Length - offset)), digests.Slice(i * size, size));
             }
 
             return;

@@ -91,6 +91,33 @@ public sealed class EntryFrameTests
         }
     }
 
+    [Fact]
+    public void AnEntryLargeEnoughToBeCheckedInParallel_GivesTheTrailerOfASequentialCheck()
+    {
+        // 9.5 MiB: one piece is digested on all cores; 1 MiB pieces one by one on this thread.
+        var payload = Enumerable.Range(0, (19 * EntryFrame.ChunkSize) / 2).Select(i => (byte)(i % 253)).ToArray();
+        foreach (var key in new[] { null, AuthenticationKey })
+        {
+            string whole = Trailer(Entry(payload, key));
+            var trailer = new byte[EntryFrame.TrailerSize];
+            using (var writer = new EntryFrame.Writer(Key, key))
+            {
+                for (int at = 0; at < payload.Length; at += EntryFrame.ChunkSize)
+                {
+                    writer.Append(payload.AsSpan(at, Math.Min(EntryFrame.ChunkSize, payload.Length - at)));
+                }
+
+                writer.WriteTrailer(trailer);
+            }
+
+            Assert.Equal(whole, Convert.ToHexStringLower(trailer));
+            var entry = Entry(payload, key);
+            Assert.Equal(FrameStatus.Valid, EntryFrame.Verify(Key, entry, key, out _));
+            entry[(7 * EntryFrame.ChunkSize) + 5] ^= 1; // a chunk only the parallel path checks alone
+            Assert.NotEqual(FrameStatus.Valid, EntryFrame.Verify(Key, entry, key, out _));
+        }
+    }
+
     [Theory]
     [InlineData(0)]
     [InlineData(EntryFrame.ChunkSize - 1)]
