@@ -1,3 +1,4 @@
+using FileCache.Internal;
 using FileCache.Disk.Internal;
 
 namespace FileCache.Disk;
@@ -72,5 +73,92 @@ public sealed partial class DiskCodeCache
 
         problem = t_lastRejection;
         return false;
+    }
+
+    /// <summary>
+    /// Reads an entry exactly as it is stored (the payload followed by its frame, with its tag when the
+    /// cache is authenticated), after checking it as a lookup does: what <c>filecache export</c> writes,
+    /// so that an import can verify every entry with the key instead of trusting the archive.
+    /// </summary>
+    /// <param name="key">The entry's key.</param>
+    /// <param name="storedEntry">The stored bytes when the entry exists and is valid.</param>
+    /// <returns><see langword="true"/> when the entry exists and is valid.</returns>
+    public bool TryReadStoredEntry(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out byte[]? storedEntry)
+    {
+        storedEntry = null;
+        using var handle = OpenEntry(key, out string path);
+        if (handle is null || !TryGetLength(key, path, handle, out int length))
+        {
+            return false;
+        }
+
+        var bytes = GC.AllocateUninitializedArray<byte>(length);
+        if (ReadAt(handle, bytes, 0) != length)
+        {
+            OnCorrupt(key, path, handle, FrameStatus.TooShort);
+            return false;
+        }
+
+        var status = EntryFrame.Verify(key, bytes, _authenticationKey, out _);
+        if (status != FrameStatus.Valid)
+        {
+            OnCorrupt(key, path, handle, status);
+            return false;
+        }
+
+        storedEntry = bytes;
+        return true;
+    }
+
+    /// <summary>
+    /// Adds an entry stored by another cache (<see cref="TryReadStoredEntry"/>, an export) after checking
+    /// its frame under <paramref name="key"/> with this cache's authentication key: with a key, only an
+    /// entry tagged with the same key (by someone who holds it) is accepted, so an archive cannot bring in
+    /// code under a key it was not made for. Without a key nothing proves who made the entry (its
+    /// checksum can be recomputed by anyone), so it is refused unless <paramref name="trustUnauthenticated"/>.
+    /// </summary>
+    /// <param name="key">The key the archive names the entry by.</param>
+    /// <param name="storedEntry">The stored bytes (payload and frame).</param>
+    /// <param name="trustUnauthenticated">Accept entries this cache cannot authenticate (it has no key): the caller vouches for the archive.</param>
+    /// <param name="problem">Why the entry was refused (a <c>filecache.reason</c> value such as <c>BadTag</c>, <c>TooLarge</c> or <c>NotAuthenticated</c>).</param>
+    /// <returns><see langword="true"/> when the entry was added.</returns>
+    public bool TryImportStoredEntry(CacheKey key, Stream storedEntry, bool trustUnauthenticated, out string? problem)
+    {
+        ArgumentNullException.ThrowIfNull(storedEntry);
+        ThrowIfReadOnly("import", key);
+        problem = null;
+        if (_authenticationKey is null && !trustUnauthenticated)
+        {
+            problem = "NotAuthenticated";
+            return false;
+        }
+
+        // Bounded before anything is kept: a stream that goes on past the largest entry is refused.
+        long limit = _options.MaxEntrySize + EntryFrame.TrailerSize;
+        using var buffer = new MemoryStream();
+        var chunk = new byte[81920];
+        int n;
+        while ((n = storedEntry.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            if (buffer.Length + n > limit)
+            {
+                problem = FrameStatus.TooLarge.ToString();
+                return false;
+            }
+
+            buffer.Write(chunk, 0, n);
+        }
+
+        var bytes = buffer.GetBuffer().AsSpan(0, (int)buffer.Length);
+        var status = EntryFrame.Verify(key, bytes, _authenticationKey, out long payloadLength);
+        if (status != FrameStatus.Valid)
+        {
+            problem = status.ToString();
+            _metrics.Corrupt(problem);
+            return false;
+        }
+
+        Add(key, new MemoryStream(buffer.GetBuffer(), 0, (int)payloadLength, writable: false));
+        return true;
     }
 }

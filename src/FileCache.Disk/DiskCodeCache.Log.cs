@@ -19,4 +19,7 @@ public sealed partial class DiskCodeCache
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "{Problem}: others can write to the cache directory '{Directory}'. Entries are authenticated with the configured key and loaders get private sealed copies, never the shared files")]
     private static partial void LogSharedDirectory(ILogger logger, string directory, string problem);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Warning, Message = "The read-only cache directory '{Directory}' cannot be used, so its lookups are misses: {Reason}")]
+    private static partial void LogReadOnlyUnusable(ILogger logger, string directory, string reason);
 }

@@ -183,16 +183,17 @@ public sealed partial class DiskCodeCache
 
     private bool TryGetLength(CacheKey key, string path, SafeFileHandle handle, out int length)
     {
+        // Checked on the open handle's size before anything is allocated or read: a planted sparse
+        // file of gigabytes costs one fstat, not a copy.
         long size = RandomAccess.GetLength(handle);
-        if (size <= Array.MaxLength)
+        if (size <= _options.MaxEntrySize + EntryFrame.TrailerSize)
         {
             length = (int)size;
             return true;
         }
 
-        // A real entry is never this large (Add refuses them); treat it like any other unusable file.
         length = 0;
-        OnCorrupt(key, path, handle, FrameStatus.LengthMismatch);
+        OnCorrupt(key, path, handle, FrameStatus.TooLarge);
         return false;
     }
 

@@ -25,7 +25,7 @@ public sealed partial class DiskCodeCache
 
     private int Trim(TimeSpan lockWait)
     {
-        if (_options.ReadOnly || !EnsureTrustedDirectory())
+        if (_options.ReadOnly || !EnsureSameDirectory())
         {
             return 0;
         }
@@ -68,9 +68,13 @@ public sealed partial class DiskCodeCache
 
                 if (temp)
                 {
-                    if (now - file.LastWriteUtc > _options.StaleTempFileAge && RemoveIfSame(path, file))
+                    if (IsAbandonedTemp(path, file, now) && RemoveIfSame(path, file))
                     {
                         swept++;
+                    }
+                    else
+                    {
+                        total += file.Length; // a live writer's bytes take room too
                     }
                 }
                 else if (_options.MaxAge is { } maxAge && now - file.LastWriteUtc > maxAge)
@@ -117,6 +121,28 @@ public sealed partial class DiskCodeCache
             return removed + swept;
         }
     }
+
+    /// <summary>
+    /// Whether a temp file's writer is gone. Every writer holds an exclusive lock on its temp for as
+    /// long as it lives and the OS drops it when the process dies, so a temp whose lock can be taken
+    /// is abandoned whatever its age. The grace period covers the instant between a writer's create
+    /// and its lock. Where there are no such locks (Windows), age alone decides.
+    /// </summary>
+    private bool IsAbandonedTemp(string path, in FileIdentity file, DateTime now)
+    {
+        if (now - file.LastWriteUtc > _options.StaleTempFileAge)
+        {
+            return true;
+        }
+
+        return UnixFile.IsSupported
+            && now - file.LastWriteUtc > TempLockGrace
+            && UnixFile.IsUnlocked(path, out var locked)
+            && locked.SameFileAs(file);
+    }
+
+    /// <summary>How long a new temp file is left alone before its lock decides (see <see cref="IsAbandonedTemp"/>).</summary>
+    internal static TimeSpan TempLockGrace { get; } = TimeSpan.FromSeconds(2);
 
     private static FileIdentity? Describe(string path)
     {

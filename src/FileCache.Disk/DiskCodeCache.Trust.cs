@@ -13,6 +13,7 @@ public sealed partial class DiskCodeCache
 {
     private const int TrustUnchecked = 0, TrustPrivate = 1, TrustShared = 2;
     private int _trust; // TrustUnchecked until the directory exists and has been checked
+    private FileIdentity _checkedDirectory; // the directory the verdict is about (device and inode)
 
     /// <summary>
     /// Whether Wasmtime may map entry files themselves: only with no authentication key, where the
@@ -25,7 +26,7 @@ public sealed partial class DiskCodeCache
     /// Checks the directory once it exists: private, or shared with an authentication key.
     /// </summary>
     /// <returns><see langword="false"/> when the directory does not exist yet.</returns>
-    /// <exception cref="InsecureCacheDirectoryException">Others can write there and no key is set.</exception>
+    /// <exception cref="InsecureCacheDirectoryException">Others can write there and no key is set, or its path goes through a link others control.</exception>
     private bool EnsureTrustedDirectory()
     {
         if (Volatile.Read(ref _trust) != TrustUnchecked)
@@ -33,25 +34,72 @@ public sealed partial class DiskCodeCache
             return true;
         }
 
-        bool? isPrivate = DirectoryTrust.IsPrivate(Directory, out string? problem);
-        if (isPrivate is null)
+        var verdict = DirectoryTrust.Check(Directory);
+        switch (verdict.Kind)
+        {
+            case DirectoryVerdictKind.Missing:
+                return false;
+            case DirectoryVerdictKind.Refused:
+                throw new InsecureCacheDirectoryException(Directory, DirectoryTrust.LinkRefusal(verdict.Problem!));
+            case DirectoryVerdictKind.Shared when _authenticationKey is null:
+                throw new InsecureCacheDirectoryException(Directory, DirectoryTrust.Refusal(verdict.Problem!));
+            case DirectoryVerdictKind.Shared:
+                // Entries are authenticated and handed out as private copies: a shared directory is fine.
+                LogSharedDirectory(_logger, Directory, verdict.Problem!);
+                break;
+        }
+
+        _checkedDirectory = verdict.Identity;
+        Volatile.Write(ref _trust, verdict.Kind == DirectoryVerdictKind.Private ? TrustPrivate : TrustShared);
+        return true;
+    }
+
+    /// <summary>
+    /// <see cref="EnsureTrustedDirectory"/> for lookups. A read-only tier (code shipped with the app,
+    /// perhaps published by another user) that cannot be trusted or examined is a miss, logged once
+    /// and counted: it must never stop an app from starting or loading.
+    /// </summary>
+    private bool EnsureReadableDirectory()
+    {
+        try
+        {
+            return EnsureTrustedDirectory();
+        }
+        catch (Exception e) when (_options.ReadOnly && e is InsecureCacheDirectoryException or IOException or UnauthorizedAccessException)
+        {
+            _metrics.Corrupt(e is InsecureCacheDirectoryException ? "UntrustedDirectory" : "UnreadableDirectory");
+            if (Interlocked.Exchange(ref _unusableLogged, 1) == 0)
+            {
+                LogReadOnlyUnusable(_logger, Directory, e.Message);
+            }
+
+            return false;
+        }
+    }
+
+    private int _unusableLogged;
+
+    /// <summary>
+    /// Before anything that creates, renames or removes files: the path must still lead to the
+    /// directory that was checked. If it leads elsewhere now (the directory was replaced, a link
+    /// above it changed), the verdict is made again for what is there, so a swap can never turn a
+    /// checked path into a write or delete somewhere unchecked.
+    /// </summary>
+    /// <returns><see langword="false"/> when the directory does not exist (any more).</returns>
+    private bool EnsureSameDirectory()
+    {
+        if (!EnsureTrustedDirectory())
         {
             return false;
         }
 
-        if (isPrivate == false)
+        if (!UnixFile.IsSupported || (UnixFile.StatFollow(Directory) is { } now && now.SameFileAs(_checkedDirectory)))
         {
-            if (_authenticationKey is null)
-            {
-                throw new InsecureCacheDirectoryException(Directory, DirectoryTrust.Refusal(problem!));
-            }
-
-            // Entries are authenticated and handed out as private copies: a shared directory is fine.
-            LogSharedDirectory(_logger, Directory, problem!);
+            return true;
         }
 
-        Volatile.Write(ref _trust, isPrivate == true ? TrustPrivate : TrustShared);
-        return true;
+        Volatile.Write(ref _trust, TrustUnchecked);
+        return EnsureTrustedDirectory();
     }
 
     /// <summary>
@@ -62,7 +110,7 @@ public sealed partial class DiskCodeCache
     private SafeFileHandle? OpenEntry(CacheKey key, out string path)
     {
         path = GetPath(key);
-        if (!EnsureTrustedDirectory())
+        if (!EnsureReadableDirectory())
         {
             _metrics.Miss();
             return null;
@@ -166,6 +214,11 @@ public sealed partial class DiskCodeCache
             if (!UnixFile.IsSupported)
             {
                 File.Delete(path);
+                return;
+            }
+
+            if (!EnsureSameDirectory())
+            {
                 return;
             }
 

@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Security.Cryptography;
 using FileCache.Internal;
+using FileCache.Disk.Internal;
 using Microsoft.Win32.SafeHandles;
 
 namespace FileCache.Disk;
@@ -25,7 +26,7 @@ public sealed partial class DiskCodeCache
             using (var file = new FileStream(temp, TempFileOptions(FileOptions.None)))
             using (var frame = new EntryFrame.Writer(key, _authenticationKey))
             {
-                SetFileMode(file.SafeFileHandle);
+                ClaimTemp(file.SafeFileHandle, temp);
                 var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize + EntryFrame.TrailerSize);
                 try
                 {
@@ -60,9 +61,11 @@ public sealed partial class DiskCodeCache
                 {
                     file.Flush(flushToDisk: true);
                 }
+
+                PublishWhileLocked(temp, key);
             }
 
-            File.Move(temp, GetPath(key), overwrite: true);
+            PublishAfterClose(temp, key);
         }
         catch
         {
@@ -86,7 +89,7 @@ public sealed partial class DiskCodeCache
             await using (file.ConfigureAwait(false))
             {
                 using var frame = new EntryFrame.Writer(key, _authenticationKey);
-                SetFileMode(file.SafeFileHandle);
+                ClaimTemp(file.SafeFileHandle, temp);
                 var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
                 try
                 {
@@ -111,10 +114,12 @@ public sealed partial class DiskCodeCache
                 {
                     file.Flush(flushToDisk: true);
                 }
+
+                cancellationToken.ThrowIfCancellationRequested(); // last point where a cancel leaves the old entry
+                PublishWhileLocked(temp, key);
             }
 
-            cancellationToken.ThrowIfCancellationRequested(); // last point where a cancel leaves the old entry
-            File.Move(temp, GetPath(key), overwrite: true);
+            PublishAfterClose(temp, key);
         }
         catch
         {
@@ -125,11 +130,57 @@ public sealed partial class DiskCodeCache
         OnAdded(length);
     }
 
+    /// <summary>
+    /// Renames a complete temp file over the entry and, under <see cref="DiskDurability.Flush"/>,
+    /// flushes the directory: until then the new name is in memory only, and a power cut could
+    /// bring back the old entry (or none) after this Add returned.
+    /// </summary>
+    private void Publish(string temp, CacheKey key)
+    {
+        if (!EnsureSameDirectory())
+        {
+            throw new DirectoryNotFoundException($"Cannot add key {key}: the cache directory '{Directory}' was removed while the entry was written.");
+        }
+
+        File.Move(temp, GetPath(key), overwrite: true);
+        if (_options.Durability == DiskDurability.Flush)
+        {
+            FlushDirectory(Directory);
+        }
+    }
+
+    // On Unix the temp is renamed while its writer still holds it (and its lock), so the sweep can
+    // never take a finished temp for an abandoned one; Windows cannot rename a file open without sharing.
+    private void PublishWhileLocked(string temp, CacheKey key)
+    {
+        if (UnixFile.IsSupported)
+        {
+            Publish(temp, key);
+        }
+    }
+
+    private void PublishAfterClose(string temp, CacheKey key)
+    {
+        if (!UnixFile.IsSupported)
+        {
+            Publish(temp, key);
+        }
+    }
+
+    private static void FlushDirectory(string directory)
+    {
+        if (UnixFile.IsSupported)
+        {
+            using var handle = UnixFile.OpenDirectory(directory);
+            UnixFile.FlushDirectory(handle, directory);
+        }
+    }
+
     /// <inheritdoc/>
     public void Delete(CacheKey key)
     {
         ThrowIfReadOnly("delete", key);
-        if (!EnsureTrustedDirectory())
+        if (!EnsureSameDirectory())
         {
             _metrics.Deleted(); // no directory, no entry: deleting a missing key is not an error
             return;
@@ -173,33 +224,100 @@ public sealed partial class DiskCodeCache
         return NewTempPath();
     }
 
-    private static void ThrowIfTooLarge(CacheKey key, long length, string paramName)
+    private void ThrowIfTooLarge(CacheKey key, long length, string paramName)
     {
-        if (length > MaxEntrySize)
+        if (length > _options.MaxEntrySize)
         {
-            throw new ArgumentException($"Cannot add key {key}: the content has {(length == MaxEntrySize + 1 ? "more than " : "")}{length} bytes; a disk entry holds at most {MaxEntrySize} bytes.", paramName);
+            throw new ArgumentException($"Cannot add key {key}: the content has {(length == _options.MaxEntrySize + 1 ? "more than " : "")}{length} bytes; this disk cache holds entries of at most {_options.MaxEntrySize} bytes (DiskCodeCacheOptions.MaxEntrySize).", paramName);
         }
     }
 
     private void EnsureDirectory()
     {
-        if (EnsureTrustedDirectory())
+        if (EnsureSameDirectory())
         {
             return;
         }
 
-        if (OperatingSystem.IsWindows())
+        if (UnixFile.IsSupported)
         {
-            System.IO.Directory.CreateDirectory(Directory);
+            CreateDirectoryByHandles();
         }
         else
         {
-            System.IO.Directory.CreateDirectory(Directory, _options.DirectoryMode);
-            File.SetUnixFileMode(Directory, _options.DirectoryMode);
+            System.IO.Directory.CreateDirectory(Directory);
         }
 
         // Whoever created it, it is used only if it passes the same check.
         EnsureTrustedDirectory();
+    }
+
+    /// <summary>
+    /// Creates each missing level with <c>mkdirat</c> in its parent's open handle and sets the mode
+    /// on the new directory's own handle (opened without following links, checked to be ours), never
+    /// by path: a level swapped for a link between the two calls is refused, so no file elsewhere can
+    /// be made to take the mode. Under <see cref="DiskDurability.Flush"/> each parent is flushed, so
+    /// the new levels survive a power cut with the entries in them.
+    /// </summary>
+    private void CreateDirectoryByHandles()
+    {
+        var missing = new Stack<string>();
+        string existing = Directory;
+        while (UnixFile.StatFollow(existing) is null)
+        {
+            missing.Push(Path.GetFileName(existing));
+            existing = Path.GetDirectoryName(existing) ?? throw new IOException($"Could not create the cache directory '{Directory}': no level of its path exists.");
+        }
+
+        var parent = UnixFile.OpenDirectory(existing);
+        try
+        {
+            string path = existing;
+            while (missing.Count > 0)
+            {
+                string name = missing.Pop();
+                path = Path.Join(path, name);
+                var child = UnixFile.MakeDirectoryAt(parent, name, _options.DirectoryMode, path, out bool created);
+                try
+                {
+                    var made = UnixFile.Stat(child);
+                    if (created && made.Owner == UnixFile.EffectiveUser && made.Mode != _options.DirectoryMode)
+                    {
+                        UnixFile.SetMode(child, _options.DirectoryMode, path); // the umask may have stripped bits
+                    }
+
+                    if (created && _options.Durability == DiskDurability.Flush)
+                    {
+                        UnixFile.FlushDirectory(parent, Path.GetDirectoryName(path)!);
+                    }
+                }
+                catch
+                {
+                    child.Dispose();
+                    throw;
+                }
+
+                parent.Dispose();
+                parent = child;
+            }
+        }
+        finally
+        {
+            parent.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// Sets the temp file's mode and takes an exclusive lock on it for as long as this writer lives:
+    /// the sweep removes a temp whose lock it can take (its writer died), whatever its age.
+    /// </summary>
+    private void ClaimTemp(SafeFileHandle handle, string path)
+    {
+        SetFileMode(handle);
+        if (UnixFile.IsSupported)
+        {
+            UnixFile.TryLockExclusive(handle, path); // new and ours: nobody else can hold it
+        }
     }
 
     private FileStreamOptions TempFileOptions(FileOptions options)

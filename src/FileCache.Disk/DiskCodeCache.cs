@@ -42,6 +42,11 @@ public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntrySource, I
             throw new ArgumentException($"DiskCodeCacheOptions.AuthenticationKey has {shortKey.Length} bytes; at least 16 are required.", nameof(options));
         }
 
+        if (_options.MaxEntrySize < 1 || _options.MaxEntrySize > MaxEntrySize)
+        {
+            throw new ArgumentException($"DiskCodeCacheOptions.MaxEntrySize is {_options.MaxEntrySize}; it must be between 1 and {MaxEntrySize} bytes.", nameof(options));
+        }
+
         Directory = Path.GetFullPath(_options.Directory ?? DiskCodeCacheOptions.DefaultDirectory);
         _authenticationKey = _options.AuthenticationKey?.ToArray(); // later changes by the caller do not apply
         _metrics = new WasmCodeCacheMetrics(meterFactory, "disk");

@@ -22,6 +22,14 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
     [Range(1L, long.MaxValue, ErrorMessage = "DiskCodeCacheOptions.MaxSize must be at least 1 byte (or null for no limit).")]
     public long? MaxSize { get; set; } = 1L << 30;
 
+    /// <summary>
+    /// The largest payload one entry may hold (default 256 MiB, far above real modules: esbuild's
+    /// compiled code is 29 MiB). An entry file larger than this is rejected on its size before any
+    /// byte is read or allocated (counted as <c>TooLarge</c>), and Add refuses larger content, so a
+    /// planted sparse file cannot make a lookup allocate or copy gigabytes.
+    /// </summary>
+    public long MaxEntrySize { get; set; } = 256L << 20;
+
     /// <summary>Eviction trims the directory to this fraction of <see cref="MaxSize"/>, so it does
     /// not run again on the next Add (default 0.8).</summary>
     [Range(0.1, 1.0, ErrorMessage = "DiskCodeCacheOptions.TrimRatio must be between 0.1 and 1.0.")]
@@ -86,11 +94,17 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
         }
     }
 
-    private static string? TrustProblem(string path)
+    private static string? TrustProblem(string path, bool authenticated)
     {
         try
         {
-            return Internal.DirectoryTrust.IsPrivate(path, out string? problem) == false ? Internal.DirectoryTrust.Refusal(problem!) : null;
+            var verdict = Internal.DirectoryTrust.Check(path);
+            return verdict.Kind switch
+            {
+                Internal.DirectoryVerdictKind.Refused => Internal.DirectoryTrust.LinkRefusal(verdict.Problem!),
+                Internal.DirectoryVerdictKind.Shared when !authenticated => Internal.DirectoryTrust.Refusal(verdict.Problem!),
+                _ => null,
+            };
         }
         catch (IOException e)
         {
@@ -118,9 +132,16 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
         {
             yield return new ValidationResult($"DiskCodeCacheOptions.FileMode ({Octal(FileMode)}) and DirectoryMode ({Octal(DirectoryMode)}) let group or others write, which a cache without an AuthenticationKey refuses to trust: set AuthenticationKey for a shared cache, or keep the modes owner-only.", [nameof(FileMode), nameof(DirectoryMode)]);
         }
-        else if (AuthenticationKey is null && TrustProblem(path) is { } problem)
+        else if (!ReadOnly && TrustProblem(path, AuthenticationKey is not null) is { } problem)
         {
+            // A read-only tier (code shipped with the app) never stops a start: what it cannot trust or
+            // read is a logged, counted miss at run time.
             yield return new ValidationResult(problem, [nameof(Directory)]);
+        }
+
+        if (MaxEntrySize < 1 || MaxEntrySize > DiskCodeCache.MaxEntrySize)
+        {
+            yield return new ValidationResult($"DiskCodeCacheOptions.MaxEntrySize is {MaxEntrySize}; it must be between 1 and {DiskCodeCache.MaxEntrySize} bytes.", [nameof(MaxEntrySize)]);
         }
 
         if (AuthenticationKey is { Length: < 16 })

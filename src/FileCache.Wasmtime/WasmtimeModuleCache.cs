@@ -19,6 +19,7 @@ public sealed partial class WasmtimeModuleCache
     private readonly IWasmCodeCache _cache;
     private readonly ILogger _logger;
     private readonly Counter<long> _loads;
+    private readonly Counter<long> _staleDigests;
     private readonly Histogram<double> _loadDuration;
     private readonly ConcurrentDictionary<CacheKey, Task<byte[]>> _compiling = new();
     private readonly LiveModules _live;
@@ -49,6 +50,7 @@ public sealed partial class WasmtimeModuleCache
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         var meter = Diagnostics.WasmCodeCacheMetrics.GetMeter(meterFactory);
         _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules and components loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile) and filecache.artifact (module, component).");
+        _staleDigests = meter.CreateCounter<long>("filecache.wasmtime.stale_digests", "{module}", "Embedded modules whose bytes did not match their build-time digest when they were compiled: loaded under the key of their bytes instead (a stale build).");
         _loadDuration = meter.CreateHistogram(
             "filecache.wasmtime.load.duration",
             "s",
@@ -202,6 +204,11 @@ public sealed partial class WasmtimeModuleCache
             return Done(engine, hit, key);
         }
 
+        if (IsStale(digest, wasm, name, key))
+        {
+            return Load(kind, engine, settings, name, wasm, null, validate, cancellationToken);
+        }
+
         // Claim the compile, or wait for the caller in this process that did.
         var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
         while (!_compiling.TryAdd(key, compiled.Task))
@@ -236,6 +243,11 @@ public sealed partial class WasmtimeModuleCache
         if (hit is { } found)
         {
             return Done(engine, found, key);
+        }
+
+        if (IsStale(digest, wasm.Span, name, key))
+        {
+            return await LoadAsync(kind, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
         }
 
         // Claim the compile, or wait for the caller that did without holding a thread.
@@ -281,6 +293,24 @@ public sealed partial class WasmtimeModuleCache
         {
             EndClaim(key, compiled, machineLock);
         }
+    }
+
+    /// <summary>
+    /// Before compiling an embedded module under its build-time digest's key: do the bytes have that
+    /// digest? A stale build (a digest left from a previous module) must never file the new module's
+    /// code under the old module's key, where every correct app would find it. A mismatch is logged
+    /// and counted, and the load goes on under the key of the bytes. Costs one hash, only on a miss.
+    /// </summary>
+    private bool IsStale(WasmDigest? digest, ReadOnlySpan<byte> wasm, string name, CacheKey key)
+    {
+        if (digest is null || digest.Matches(wasm))
+        {
+            return false;
+        }
+
+        _staleDigests.Add(1);
+        LogStaleDigest(_logger, name, key);
+        return true;
     }
 
     /// <summary>As the caller that claimed <paramref name="key"/>: re-checks the shared tiers, compiles, stores, and hands the bytes to the waiters.</summary>
@@ -605,6 +635,9 @@ public sealed partial class WasmtimeModuleCache
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Mapping the cache entry {Key} failed ({Reason}); trying its bytes")]
     private static partial void LogMappedFailed(ILogger logger, CacheKey key, string reason);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The embedded module '{Name}' does not match the digest it was built with (key {Key}): the build is stale. Loading it under the key of its bytes; rebuild the app")]
+    private static partial void LogStaleDigest(ILogger logger, string name, CacheKey key);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "The code cache failed to {Operation} key {Key}; continuing without it")]
     private static partial void LogCacheFailed(ILogger logger, string operation, CacheKey key, Exception exception);

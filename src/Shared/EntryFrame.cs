@@ -361,4 +361,5 @@ internal enum FrameStatus
     WritableByOthers,
     MultipleLinks,
     Unreadable,
+    TooLarge,
 }

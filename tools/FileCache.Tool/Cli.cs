@@ -94,7 +94,7 @@ internal static class Cli
 /// <summary>What every command reads from the shared options.</summary>
 internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo?> KeyFile, Option<bool> Json, TextWriter Output, TextWriter Error)
 {
-    public DiskCodeCache OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null)
+    public DiskCodeCache OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null, bool readableByAll = false)
     {
         byte[]? key = null;
         if (parsed.GetValue(KeyFile) is { } file)
@@ -110,6 +110,13 @@ internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo
             MaxSize = maxSize,
             TrimRatio = 1.0, // the tool trims to exactly the size asked for
         };
+        if (readableByAll)
+        {
+            options.DirectoryMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute
+                | UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute;
+            options.FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
+        }
+
         return new DiskCodeCache(options); // refuses a short key itself (ArgumentException: exit code 2)
     }
 

@@ -151,15 +151,26 @@ internal static class Commands
         var modules = new Argument<FileInfo[]>("modules") { Description = "WebAssembly modules or components to compile into the cache.", Arity = ArgumentArity.OneOrMore };
         var fuel = new Option<bool>("--fuel") { Description = "Compile for engines with fuel consumption on (WasmtimeEngineSettings.ConsumeFuel)." };
         var epochs = new Option<bool>("--epoch-interruption") { Description = "Compile for engines with epoch interruption on." };
-        var command = new Command("warm", "Compile modules with Wasmtime into the cache, under the keys an app with the same engine settings (defaults plus the flags given) on this machine looks up.") { modules, fuel, epochs };
+        var maxSize = MaxSizeOption("Stop before the entries written would pass this size, and trim the cache to it at the end (bytes, or with K, M, G; default the library's 1G).");
+        var readable = new Option<bool>("--readable-by-all") { Description = "Create the directory 0755 and entries 0644: readable by every user, writable by the owner only. For code shipped with an app that another user runs (dotnet publish -p:WasmPrecompile=true)." };
+        var command = new Command("warm", "Compile modules with Wasmtime into the cache, under the keys an app with the same engine settings (defaults plus the flags given) on this machine looks up.") { modules, fuel, epochs, maxSize, readable };
         command.SetAction(parsed =>
         {
-            using var cache = c.OpenCache(parsed, readOnly: false);
+            long limit = parsed.GetValue(maxSize) ?? DefaultMaxSize;
+            using var cache = c.OpenCache(parsed, readOnly: false, maxSize: limit, readableByAll: parsed.GetValue(readable));
+            long written = 0;
+            string? stopped = null;
             var loader = new WasmtimeModuleCache(cache, options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
             var results = new List<WarmResult>();
             int failed = 0;
             foreach (var file in parsed.GetValue(modules) ?? [])
             {
+                if (written > limit)
+                {
+                    stopped = $"warm stopped before '{file.FullName}': the {written} bytes written are past --max-size {limit}";
+                    break;
+                }
+
                 var watch = Stopwatch.StartNew();
                 try
                 {
@@ -171,6 +182,7 @@ internal static class Commands
                         ? loader.LoadComponent(engine, settings, file.Name, wasm)
                         : loader.Load(engine, settings, file.Name, wasm, validate: true);
                     results.Add(new WarmResult(file.FullName, loaded.Origin.ToString(), loaded.Key.ToString(), watch.Elapsed.TotalMilliseconds, null));
+                    written += cache.EnumerateEntries().FirstOrDefault(e => e.Key == loaded.Key)?.FileLength ?? 0;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or global::Wasmtime.WasmtimeException)
                 {
@@ -191,7 +203,13 @@ internal static class Commands
                 }
             }
 
-            return failed == 0 ? Cli.Ok : Cli.Problems;
+            cache.Trim();
+            if (stopped is not null)
+            {
+                c.Error.WriteLine($"filecache: {stopped}; the cache trimmed to its limit.");
+            }
+
+            return failed == 0 && stopped is null ? Cli.Ok : Cli.Problems;
         });
         return command;
     }
@@ -199,7 +217,7 @@ internal static class Commands
     public static Command Export(CommandContext c)
     {
         var archive = new Argument<FileInfo>("archive") { Description = "The archive to write (.tar.gz)." };
-        var command = new Command("export", "Write every valid entry's payload to one archive, to seed another machine with import.") { archive };
+        var command = new Command("export", "Write every valid entry, as stored (payload, frame and tag), to one archive, to seed another machine with import.") { archive };
         command.SetAction(parsed =>
         {
             using var cache = c.OpenCache(parsed, readOnly: true);
@@ -213,14 +231,11 @@ internal static class Commands
             {
                 foreach (var entry in entries)
                 {
-                    // Only what a lookup accepts leaves the cache: the payload, verified, without its frame.
-                    if (cache.TryGet(entry.Key, out var payload))
+                    // Only what a lookup accepts leaves the cache, with its frame: an import checks
+                    // each entry against its own key instead of trusting the archive.
+                    if (cache.TryReadStoredEntry(entry.Key, out var stored))
                     {
-                        using (payload)
-                        {
-                            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, entry.Key.ToString()) { DataStream = payload });
-                        }
-
+                        tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, entry.Key.ToString()) { DataStream = new MemoryStream(stored, writable: false) });
                         exported++;
                     }
                     else
@@ -251,14 +266,27 @@ internal static class Commands
     public static Command Import(CommandContext c)
     {
         var archive = new Argument<FileInfo>("archive") { Description = "An archive written by export." };
+        var trust = new Option<bool>("--trust-archive") { Description = "Import into a cache without an authentication key, where nothing can prove who made the entries: only for archives you made yourself." };
+        var maxSize = MaxSizeOption("Stop before the entries imported would pass this size, and trim the cache to it at the end (bytes, or with K, M, G; default the library's 1G).");
         var command = new Command(
             "import",
-            "Add every entry of an archive to the cache (framed, and authenticated with --key-file, by this cache). The archive is trusted: import only archives you made.") { archive };
+            "Add the entries of an archive written by export. Each entry is verified with this cache's key (--key-file) before it is added; an entry made with another key, or changed, is skipped. A cache without a key imports only with --trust-archive.") { archive, trust, maxSize };
         command.SetAction(parsed =>
         {
-            using var cache = c.OpenCache(parsed, readOnly: false);
+            long limit = parsed.GetValue(maxSize) ?? DefaultMaxSize;
+            bool trusted = parsed.GetValue(trust);
+            if (parsed.GetValue(c.KeyFile) is null && !trusted)
+            {
+                c.Error.WriteLine("filecache: import refused: this cache has no authentication key (--key-file), so nothing can prove who made the archive's entries; "
+                    + "an archive could carry any machine code under any key. Import with the key the archive was exported with, or pass --trust-archive for an archive you made yourself.");
+                return Cli.Usage;
+            }
+
+            using var cache = c.OpenCache(parsed, readOnly: false, maxSize: limit);
             var source = parsed.GetValue(archive)!;
             int imported = 0, skipped = 0;
+            long bytes = 0;
+            string? stopped = null;
             using (var file = File.OpenRead(source.FullName))
             using (var gzip = new GZipStream(file, CompressionMode.Decompress))
             using (var tar = new TarReader(gzip))
@@ -267,21 +295,43 @@ internal static class Commands
                 {
                     if (entry.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile)
                         || !CacheKey.TryParse(entry.Name, out var key)
-                        || entry.DataStream is null
-                        || entry.Length > DiskCodeCache.MaxEntrySize)
+                        || entry.DataStream is null)
                     {
                         c.Error.WriteLine($"skipped '{entry.Name}': not an entry of a FileCache export");
                         skipped++;
                         continue;
                     }
 
-                    cache.Add(key, entry.DataStream);
-                    imported++;
-                    if (!c.WantsJson(parsed) && imported % 100 == 0)
+                    if (bytes + entry.Length > limit)
+                    {
+                        // Checked on the archive's header, before a byte is decompressed: a small
+                        // archive that expands to gigabytes stops here.
+                        stopped = $"import stopped before key {key}: its {entry.Length} bytes would take the {bytes} bytes imported past --max-size {limit}";
+                        break;
+                    }
+
+                    if (cache.TryImportStoredEntry(key, entry.DataStream, trusted, out string? problem))
+                    {
+                        imported++;
+                        bytes += entry.Length;
+                    }
+                    else
+                    {
+                        c.Error.WriteLine($"skipped '{entry.Name}': {problem}{(problem == "NotAuthenticated" ? " (the archive was not exported from a cache with this key)" : problem is "BadTag" or "ChecksumMismatch" ? " (made with another key, or changed since export)" : "")}");
+                        skipped++;
+                    }
+
+                    if (!c.WantsJson(parsed) && imported > 0 && imported % 100 == 0)
                     {
                         c.Error.WriteLine($"imported {imported}");
                     }
                 }
+            }
+
+            cache.Trim();
+            if (stopped is not null)
+            {
+                c.Error.WriteLine($"filecache: {stopped}; {imported} entries imported, the cache trimmed to its limit.");
             }
 
             var result = new TransferResult(cache.Directory, source.FullName, imported, skipped);
@@ -294,10 +344,16 @@ internal static class Commands
                 c.Output.WriteLine($"imported {imported} entries into {cache.Directory}{(skipped > 0 ? $"; {skipped} skipped" : "")}");
             }
 
-            return skipped == 0 ? Cli.Ok : Cli.Problems;
+            return skipped == 0 && stopped is null ? Cli.Ok : Cli.Problems;
         });
         return command;
     }
+
+    /// <summary>The library's default size limit (<see cref="DiskCodeCacheOptions.MaxSize"/>), which import and warm keep unless told otherwise.</summary>
+    internal static long DefaultMaxSize { get; } = new DiskCodeCacheOptions().MaxSize ?? long.MaxValue;
+
+    private static Option<long?> MaxSizeOption(string description)
+        => new("--max-size") { Description = description, CustomParser = Cli.ParseSize };
 
     private static string Human(long bytes) => bytes switch
     {

@@ -206,19 +206,20 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     /// <inheritdoc/>
     /// <remarks>
     /// Takes the lock of every tier that offers one, in order (the machine's disk lock, then the
-    /// fleet's): processes on one machine queue locally and one of them asks the fleet. A tier whose
-    /// wait timed out is skipped; <see langword="null"/> only when every such tier timed out (or none offers one).
+    /// fleet's): processes on one machine queue locally and one of them asks the fleet. All of them
+    /// share one deadline, <paramref name="timeout"/> from now. A tier whose wait timed out is skipped; <see langword="null"/> only when every such tier timed out (or none offers one).
     /// </remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var held = new List<IDisposable>();
+        long deadline = Deadline(timeout);
         try
         {
             foreach (var tier in _tiers)
             {
                 if (tier is ICompileLockSource source)
                 {
-                    if (source.TryAcquireCompileLock(key, timeout, cancellationToken) is { } one)
+                    if (source.TryAcquireCompileLock(key, Remaining(deadline), cancellationToken) is { } one)
                     {
                         held.Add(one);
                     }
@@ -239,13 +240,14 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
     {
         var held = new List<IDisposable>();
+        long deadline = Deadline(timeout);
         try
         {
             foreach (var tier in _tiers)
             {
                 if (tier is ICompileLockSource source)
                 {
-                    if (await source.TryAcquireCompileLockAsync(key, timeout, cancellationToken).ConfigureAwait(false) is { } one)
+                    if (await source.TryAcquireCompileLockAsync(key, Remaining(deadline), cancellationToken).ConfigureAwait(false) is { } one)
                     {
                         held.Add(one);
                     }
@@ -265,6 +267,12 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     /// <remarks>Checks every tier that has a probe; the worst status wins.</remarks>
     public Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default)
         => WasmCodeCacheHealthCheck.CombineAsync(_tiers, context, cancellationToken);
+
+    // One deadline for every lock tier: the machine's wait and the fleet's together take at most the
+    // timeout, not the timeout once per tier.
+    private static long Deadline(TimeSpan timeout) => Environment.TickCount64 + (long)Math.Min(timeout.TotalMilliseconds, int.MaxValue);
+
+    private static TimeSpan Remaining(long deadline) => TimeSpan.FromMilliseconds(Math.Max(0, deadline - Environment.TickCount64));
 
     private static IDisposable? Combined(List<IDisposable> held)
         => held.Count == 0 ? null : held.Count == 1 ? held[0] : new Locks(held);

@@ -103,6 +103,124 @@ internal static partial class UnixFile
         return fd >= 0 ? new SafeFileHandle(fd, ownsHandle: true) : throw Error(Marshal.GetLastPInvokeError(), "open directory", path);
     }
 
+    /// <summary>
+    /// Creates the directory <paramref name="name"/> inside the open directory <paramref name="parent"/>
+    /// (<c>mkdirat</c>) and opens what is there without following a link (<c>openat</c> with
+    /// <c>O_DIRECTORY | O_NOFOLLOW</c>), so a name swapped for a link between the two calls is refused.
+    /// </summary>
+    /// <param name="parent">The directory to create in.</param>
+    /// <param name="name">One path component.</param>
+    /// <param name="mode">The mode to create with (the umask applies).</param>
+    /// <param name="display">The full path, for messages.</param>
+    /// <param name="created">Whether this call created it (it did not exist).</param>
+    /// <returns>The new (or existing) directory's handle.</returns>
+    /// <exception cref="IOException">It cannot be created, or the name is not a directory (a link, a file), naming the path.</exception>
+    public static SafeFileHandle MakeDirectoryAt(SafeFileHandle parent, string name, UnixFileMode mode, string display, out bool created)
+    {
+        const int EEXIST = 17;
+        int result;
+        do
+        {
+            result = mkdirat(Fd(parent), name, (int)mode);
+        }
+        while (result < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+        int errno = result < 0 ? Marshal.GetLastPInvokeError() : 0;
+        if (result < 0 && errno != EEXIST)
+        {
+            throw Error(errno, "create directory", display);
+        }
+
+        created = result == 0;
+        return OpenDirectoryAt(parent, name, display);
+    }
+
+    /// <summary>Opens the directory <paramref name="name"/> inside <paramref name="parent"/> without following a link.</summary>
+    public static SafeFileHandle OpenDirectoryAt(SafeFileHandle parent, string name, string display)
+    {
+        int fd;
+        do
+        {
+            fd = openat(Fd(parent), name, O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        }
+        while (fd < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+        if (fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw errno is 40 or 62 or ENOTDIR
+                ? new IOException($"Could not open directory '{display}': it is a symbolic link or not a directory, and is not followed (errno {errno}).", errno)
+                : Error(errno, "open directory", display);
+        }
+
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Sets the mode of an open file (<c>fchmod</c>): never by name, so no link is followed.</summary>
+    public static void SetMode(SafeFileHandle handle, UnixFileMode mode, string display)
+    {
+        if (fchmod(Fd(handle), (int)mode) != 0)
+        {
+            throw Error(Marshal.GetLastPInvokeError(), "set the mode of", display);
+        }
+    }
+
+    /// <summary>
+    /// Flushes a directory's entries to the device (<c>fsync</c> on the directory), so a rename or a
+    /// new name in it survives a power loss (POSIX leaves a new name volatile until then).
+    /// </summary>
+    public static void FlushDirectory(SafeFileHandle directory, string display)
+    {
+        int result;
+        do
+        {
+            result = fsync(Fd(directory));
+        }
+        while (result < 0 && Marshal.GetLastPInvokeError() == EINTR);
+
+        // EINVAL: a file system that cannot sync directories (some FUSE and network ones); nothing more to do.
+        if (result != 0 && Marshal.GetLastPInvokeError() is int errno && errno != 22)
+        {
+            throw Error(errno, "flush directory", display);
+        }
+    }
+
+    /// <summary>Describes the file a name points at, following links (<c>stat</c>).</summary>
+    /// <returns><see langword="null"/> when it does not exist.</returns>
+    public static FileIdentity? StatFollow(string path)
+    {
+        try
+        {
+            using var handle = OpenDirectory(path);
+            return Stat(handle);
+        }
+        catch (FileNotFoundException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
+    /// Tries to take an exclusive lock on <paramref name="path"/> without waiting, opened without
+    /// following links or blocking. A temp file whose lock can be taken has no writer any more.
+    /// </summary>
+    /// <returns><see langword="true"/> with the file's identity when the lock was free (it is released again);
+    /// <see langword="false"/> when a writer holds it or the name is gone or not a regular file.</returns>
+    public static bool IsUnlocked(string path, out FileIdentity file)
+    {
+        file = default;
+        using var handle = OpenNoFollow(path, out _);
+        if (handle is null)
+        {
+            return false;
+        }
+
+        file = Stat(handle);
+        return file.Kind == FileKind.Regular && TryLockExclusive(handle, path);
+    }
+
+    private static int Fd(SafeFileHandle handle) => (int)handle.DangerousGetHandle();
+
     /// <summary>Describes an open file.</summary>
     public static FileIdentity Stat(SafeFileHandle handle)
     {
@@ -293,6 +411,18 @@ internal static partial class UnixFile
 
     [LibraryImport(LibC, SetLastError = true)]
     private static partial uint geteuid();
+
+    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int mkdirat(int dirfd, string path, int mode);
+
+    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
+    private static partial int openat(int dirfd, string path, int flags);
+
+    [LibraryImport(LibC, SetLastError = true)]
+    private static partial int fchmod(int fd, int mode);
+
+    [LibraryImport(LibC, SetLastError = true)]
+    private static partial int fsync(int fd);
 
     [LibraryImport(LibC, SetLastError = true)]
     private static partial int flock(int fd, int operation);
