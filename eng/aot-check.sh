@@ -5,6 +5,8 @@
 #  2. Publishes samples/WasmHost with NativeAOT and its <WasmModule> precompiled; checks that the first
 #     start with a fresh cache directory maps the precompiled code, and that other engine settings
 #     miss it, compile into the writable cache and hit there the next time, with the same result.
+#     Then runs the root-published app as uid 1654 (the .NET images' non-root user): it must load the
+#     precompiled code, and still start (compiling) when that directory is unreadable.
 #  3. Publishes the filecache tool with NativeAOT, warms a module with it, and checks that the same
 #     tool run on the JIT hits that entry: native and JIT processes derive the same keys.
 set -euo pipefail
@@ -36,6 +38,26 @@ first=$("$out/host/WasmHost" --cache-dir "$out/cache")
 echo "$first"
 echo "$first" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the first start did not hit the precompiled tier"; exit 1; }
 [ -z "$(ls -A "$out/cache" 2>/dev/null | grep -E '^[0-9a-f]{64}$')" ] || { echo "FAIL: the precompiled hit was copied into the writable cache"; exit 1; }
+echo "== WasmHost: published as root, run as the container's non-root user (uid 1654, \$APP_UID), as samples/WasmHost/Dockerfile deploys it"
+if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
+  chmod 755 "$out" # mktemp -d is 0700; an image's /app is 0755
+  app_home=$(mktemp -d)
+  chown 1654:1654 "$app_home"
+  as_app() { setpriv --reuid=1654 --regid=1654 --clear-groups env -i PATH=/usr/bin:/bin HOME="$app_home" "$@"; }
+  [ "$(stat -c %a "$out/host/wasm-precompiled")" = 755 ] || { echo "FAIL: wasm-precompiled is not 0755"; exit 1; }
+  as_user=$(as_app "$out/host/WasmHost")
+  echo "$as_user"
+  echo "$as_user" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: uid 1654 did not load the root-published precompiled code"; exit 1; }
+  # Published the old way (0700): the app still starts and compiles into its own cache.
+  chmod 700 "$out/host/wasm-precompiled"
+  old_modes=$(as_app "$out/host/WasmHost" --cache-dir "$app_home/other")
+  echo "$old_modes"
+  echo "$old_modes" | grep -q "load:   miss (Compiled)" || { echo "FAIL: an unreadable precompiled tier stopped the app"; exit 1; }
+  chmod 755 "$out/host/wasm-precompiled"
+  rm -rf "$app_home"
+else
+  echo "skip: running as uid 1654 needs root and setpriv (CI runs as root)"
+fi
 echo "== WasmHost: other engine settings miss the precompiled tier, compile into the writable one, then hit it"
 other1=$("$out/host/WasmHost" --cache-dir "$out/cache" --opt none)
 echo "$other1"

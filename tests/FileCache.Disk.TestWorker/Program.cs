@@ -9,6 +9,8 @@ using FileCache.Specification.Tests;
 //   torture <dir> <kills> <corruptions> <processes> <threads> <seconds>   see Torture.cs
 //   shared <dir> <id> <maxSize>        A member of a group-shared authenticated cache (0770/0660):
 //                                      Add key <id>, read keys 0..9, trim; print what it saw.
+//   readonly-get <dir> <keyId>         Validate and open a read-only tier, look up one key: hit or miss.
+//   add-one <dir>                      Add one entry into a directory the cache creates.
 //   fill <dir> <maxSize> <count> <id>  Add <count> 256 KiB entries with eviction on; print the
 //                                      largest directory size seen right after one of its Adds.
 string mode = args[0];
@@ -75,6 +77,34 @@ switch (mode)
         Task.WaitAll(tasks);
         Console.WriteLine($"ops={ops} hits={hits} problems={problems}");
         return problems == 0 && hits > 0 ? 0 : 1;
+    }
+
+    case "readonly-get":
+    {
+        // The precompiled tier of an app started as another user: validated at start like DI does,
+        // then one lookup. A tier it cannot use must be a miss, never a failure (exit 0 either way).
+        var options = new DiskCodeCacheOptions { Directory = dir, ReadOnly = true };
+        var failures = options.Validate(new System.ComponentModel.DataAnnotations.ValidationContext(options)).ToList();
+        if (failures.Count > 0)
+        {
+            Console.WriteLine($"start refused: {string.Join("; ", failures.Select(f => f.ErrorMessage))}");
+            return 2;
+        }
+
+        using var cache = new DiskCodeCache(options);
+        bool hit = cache.TryGet(TestKeys.Key(int.Parse(args[2], CultureInfo.InvariantCulture)), out var found);
+        found?.Dispose();
+        Console.WriteLine(hit ? "hit" : "miss");
+        return 0;
+    }
+
+    case "add-one":
+    {
+        // One Add into a directory the cache creates (for strace: which calls set modes).
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = null });
+        cache.Add(TestKeys.Key(1), new MemoryStream(TestPayload.Create(1, 1, TestPayload.MinimumLength)));
+        Console.WriteLine("added");
+        return 0;
     }
 
     case "torture":

@@ -79,6 +79,55 @@ public sealed class MachineCompileTests : IDisposable
         Assert.NotNull(third);
     }
 
+    [Fact]
+    public async Task ALockKeyWithoutExpiry_PlantedByAnotherWriter_IsNotObeyed_ARealHoldersIs()
+    {
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Shared.Endpoint);
+        var fleetLock = new RedisFleetCompileLock(redis);
+        string planted = "filecache-test:planted-lock:" + Guid.NewGuid().ToString("N");
+        await redis.GetDatabase().StringSetAsync(planted, "for ever"); // no expiry: no real holder does this
+        await using (var held = await fleetLock.TryAcquireAsync(planted, TimeSpan.FromSeconds(30)))
+        {
+            Assert.NotNull(held);
+            Assert.NotNull(await redis.GetDatabase().KeyTimeToLiveAsync(planted)); // now a real, expiring lock
+
+            // A real holder's lock (with its expiry) is obeyed.
+            Assert.Null(await fleetLock.TryAcquireAsync(planted, TimeSpan.FromSeconds(30)));
+        }
+    }
+
+    [SkippableFact]
+    public async Task BothLocksHeld_ALoadWaitsOneTimeout_NotOnePerTier()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "The disk tier's lock is flock.");
+        using var redis = await StackExchange.Redis.ConnectionMultiplexer.ConnectAsync(RedisServer.Shared.Endpoint);
+        var options = Stores.Options();
+        options.KeyPrefix = "filecache-deadline-" + Guid.NewGuid().ToString("N") + ":";
+        options.FleetCompileLock = new RedisFleetCompileLock(redis);
+        options.FleetCompileLockExpiry = TimeSpan.FromMinutes(1);
+        var key = TestKeys.Key(7);
+        using var disk = new Disk.DiskCodeCache(new Disk.DiskCodeCacheOptions { Directory = _dir });
+        var fleet = new DistributedCodeCache(Stores.Redis(RedisServer.Shared), options);
+        using var tiers = new FileCache.Tiering.TieredCodeCache([disk, fleet]);
+
+        // Another process holds both: the machine's lock (another handle on the lock file) and the fleet's.
+        using var otherDisk = new Disk.DiskCodeCache(new Disk.DiskCodeCacheOptions { Directory = _dir });
+        using var machineHeld = otherDisk.TryAcquireCompileLock(key, TimeSpan.Zero);
+        Assert.NotNull(machineHeld);
+        var fleetHeld = await fleet.TryAcquireCompileLockAsync(key, TimeSpan.Zero);
+        Assert.NotNull(fleetHeld);
+
+        var timeout = TimeSpan.FromSeconds(2);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var got = await tiers.TryAcquireCompileLockAsync(key, timeout);
+        Assert.Null(got);
+        Assert.True(watch.Elapsed < timeout + TimeSpan.FromSeconds(1), $"waited {watch.Elapsed} for a {timeout} timeout");
+        watch.Restart();
+        Assert.Null(tiers.TryAcquireCompileLock(key, timeout));
+        Assert.True(watch.Elapsed < timeout + TimeSpan.FromSeconds(1), $"waited {watch.Elapsed} (sync) for a {timeout} timeout");
+        fleetHeld!.Dispose();
+    }
+
     private static byte[] BigWasm()
     {
         var text = new StringBuilder("(module\n");

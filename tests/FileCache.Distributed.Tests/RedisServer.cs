@@ -74,16 +74,29 @@ internal sealed class RedisServer : IDisposable
             return;
         }
 
-        var info = new ProcessStartInfo(FindRedisServer()!) { RedirectStandardOutput = true, UseShellExecute = false };
-        foreach (var arg in new[] { "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no" })
+        _process = StartWatched(Environment.ProcessId, FindRedisServer()!, "--port", Port.ToString(System.Globalization.CultureInfo.InvariantCulture), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--protected-mode", "no");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        WaitForPort("redis-server");
+    }
+
+    /// <summary>
+    /// Starts <paramref name="file"/> under a watchdog shell that stops it when the process
+    /// <paramref name="parent"/> is gone, so a test host that ends, crashes or is killed never leaves
+    /// a server behind (the shared server is never disposed: it lives as long as the test host).
+    /// </summary>
+    internal static Process StartWatched(int parent, string file, params string[] args)
+    {
+        const string Watchdog = "\"$@\" & child=$!; trap 'kill $child 2>/dev/null; exit' TERM INT; "
+            + "while kill -0 \"$FILECACHE_WATCH_PID\" 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 0.5; done; kill $child 2>/dev/null; wait $child";
+        var info = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true, UseShellExecute = false };
+        info.Environment["FILECACHE_WATCH_PID"] = parent.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        foreach (var arg in new[] { "-c", Watchdog, "watchdog", file }.Concat(args))
         {
             info.ArgumentList.Add(arg);
         }
 
-        _process = Process.Start(info)!;
-        _process.OutputDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        WaitForPort("redis-server");
+        return Process.Start(info)!;
     }
 
     public void Stop()
@@ -96,7 +109,7 @@ internal sealed class RedisServer : IDisposable
 
         if (Owned && _process is { HasExited: false })
         {
-            _process.Kill();
+            _process.Kill(entireProcessTree: true); // the watchdog and the server under it
             _process.WaitForExit();
         }
     }

@@ -124,6 +124,20 @@ public sealed class PackagingTests : IDisposable
         Run(consumer, "dotnet", "build");
         Assert.Equal(written, File.GetLastWriteTimeUtc(digest));
 
+        // A module replaced by other bytes with an older file time (cp -p, tar x, rsync -t, npm's
+        // 1985 dates) is digested again: timestamps never decide. First a plain rebuild, then one
+        // after a code edit; each run's digest must be of the bytes it embeds.
+        var replaced = BigModule();
+        replaced[replaced.Length / 2] ^= 0x5a;
+        string big = Path.Join(modules, "big-one.wasm");
+        File.WriteAllBytes(big, replaced);
+        File.SetLastWriteTimeUtc(big, new DateTime(1985, 10, 26, 8, 15, 0, DateTimeKind.Utc));
+        lines = Run(consumer, "dotnet", "run").Trim().Split('\n').Select(l => l.Trim()).ToArray();
+        Assert.Contains($"big-one.wasm {replaced.Length} False True True", lines);
+        File.AppendAllText(Path.Join(consumer, "Program.cs"), "\n// an edit\n");
+        lines = Run(consumer, "dotnet", "run").Trim().Split('\n').Select(l => l.Trim()).ToArray();
+        Assert.Contains($"big-one.wasm {replaced.Length} False True True", lines);
+
         // A file that is not WebAssembly, and one that does not exist.
         File.WriteAllText(Path.Join(modules, "notes.wasm"), "just text");
         File.WriteAllText(Path.Join(consumer, "Directory.Build.targets"), """

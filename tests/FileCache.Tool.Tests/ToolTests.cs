@@ -173,37 +173,157 @@ public sealed class ToolTests : IDisposable
         Assert.Contains("Failed", output);
     }
 
-    [Fact]
-    public void ExportThenImport_SeedsAnotherCache_WithTheSamePayloads_UnderItsOwnKey()
+    [SkippableFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void Warm_ReadableByAll_WritesWhatAnotherUserCanRead_AndMaxSizeStopsIt()
     {
-        Fill(Dir("a"), 5, 3000);
-        string archive = Path.Join(_root, "cache.tar.gz");
-        var (code, output, _) = Run("export", "-d", Dir("a"), archive, "--json");
-        Assert.Equal(0, code);
-        Assert.Equal(5, Json(output).GetProperty("entries").GetInt32());
+        Skip.If(OperatingSystem.IsWindows(), "Unix modes.");
+        string module = ModulePath("answer.wasm");
+        string component = ModulePath("answer-component.wasm");
+        var (code, output, _) = Run("warm", "-d", Dir("published"), "--readable-by-all", module);
+        Assert.True(code == 0, output);
+        Assert.Equal((UnixFileMode)0b111_101_101, File.GetUnixFileMode(Dir("published")));
+        var entry = Assert.Single(Directory.GetFiles(Dir("published")), f => !Path.GetFileName(f).StartsWith('.'));
+        Assert.Equal((UnixFileMode)0b110_100_100, File.GetUnixFileMode(entry));
 
-        // Into an authenticated cache: the importing cache frames and signs each entry.
-        string keyFile = Path.Join(_root, "key");
-        File.WriteAllBytes(keyFile, Enumerable.Range(1, 32).Select(i => (byte)i).ToArray());
-        (code, output, _) = Run("import", "-d", Dir("b"), "--key-file", keyFile, archive);
-        Assert.Equal(0, code);
-        Assert.Contains("imported 5 entries", output);
-        Assert.Equal(Cli.Ok, Run("verify", "-d", Dir("b"), "--key-file", keyFile).Code);
-        using var b = new DiskCodeCache(new DiskCodeCacheOptions { Directory = Dir("b"), AuthenticationKey = File.ReadAllBytes(keyFile) });
-        for (int i = 0; i < 5; i++)
+        // A limit smaller than the first entry: the second module is not compiled, and the cache is trimmed to the limit.
+        string error;
+        (code, output, error) = Run("warm", "-d", Dir("small"), "--max-size", "1", module, component);
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("past --max-size 1", error);
+        Assert.Empty(new DiskCodeCache(Dir("small")).EnumerateEntries());
+    }
+
+    private string KeyFile(string name, byte seed)
+    {
+        string path = Path.Join(_root, name);
+        File.WriteAllBytes(path, Enumerable.Range(seed, 32).Select(i => (byte)i).ToArray());
+        return path;
+    }
+
+    private void FillKeyed(string dir, string keyFile, int count, int length)
+    {
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, AuthenticationKey = File.ReadAllBytes(keyFile) });
+        for (int i = 0; i < count; i++)
         {
-            Assert.True(b.TryGet(CacheKey.Compute([(byte)i]), out var hit));
+            cache.Add(CacheKey.Compute([(byte)i]), new MemoryStream(Payload(i, length)));
+        }
+    }
+
+    private static void AssertPayloads(string dir, string? keyFile, int count, int length)
+    {
+        using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, AuthenticationKey = keyFile is null ? null : File.ReadAllBytes(keyFile) });
+        for (int i = 0; i < count; i++)
+        {
+            Assert.True(cache.TryGet(CacheKey.Compute([(byte)i]), out var hit));
             using (hit)
             {
                 using var copy = new MemoryStream();
                 hit.CopyTo(copy);
-                Assert.Equal(Payload(i, 3000), copy.ToArray());
+                Assert.Equal(Payload(i, length), copy.ToArray());
+            }
+        }
+    }
+
+    [Fact]
+    public void ExportThenImport_WithTheSameKey_SeedsAnotherCache_AnotherKeyImportsNothing()
+    {
+        string key = KeyFile("key", 1);
+        FillKeyed(Dir("a"), key, 5, 3000);
+        string archive = Path.Join(_root, "cache.tar.gz");
+        var (code, output, _) = Run("export", "-d", Dir("a"), "--key-file", key, archive, "--json");
+        Assert.Equal(0, code);
+        Assert.Equal(5, Json(output).GetProperty("entries").GetInt32());
+
+        // The archive holds the entries as stored, tag included: the importer checks each with its key.
+        (code, output, _) = Run("import", "-d", Dir("b"), "--key-file", key, archive);
+        Assert.Equal(0, code);
+        Assert.Contains("imported 5 entries", output);
+        Assert.Equal(Cli.Ok, Run("verify", "-d", Dir("b"), "--key-file", key).Code);
+        AssertPayloads(Dir("b"), key, 5, 3000);
+
+        // A cache with another key accepts none of them.
+        string other = KeyFile("other", 100);
+        string error;
+        (code, output, error) = Run("import", "-d", Dir("c"), "--key-file", other, archive);
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("imported 0 entries", output);
+        Assert.Contains("BadTag", error);
+        Assert.Empty(new DiskCodeCache(Dir("c")).EnumerateEntries());
+
+        // A cache without a key cannot check who made them: refused, naming the way out...
+        (code, _, error) = Run("import", "-d", Dir("d"), archive);
+        Assert.Equal(Cli.Usage, code);
+        Assert.Contains("--trust-archive", error);
+        Assert.False(Directory.Exists(Dir("d")));
+
+        // ...which takes the archive on trust (its checksums still have to hold).
+        (code, output, _) = Run("import", "-d", Dir("d"), "--trust-archive", archive);
+        Assert.Equal(Cli.Ok, code);
+        AssertPayloads(Dir("d"), null, 5, 3000);
+    }
+
+    [Fact]
+    public void AHostileArchive_CarryingOtherCodeUnderTheVictimsKey_IsNotImported_TheVictimKeepsItsOwnCode()
+    {
+        // The victim's authenticated cache holds its module's code under its key.
+        string key = KeyFile("key", 1);
+        var victimKey = CacheKey.Compute([0]);
+        FillKeyed(Dir("victim"), key, 1, 4000);
+
+        // The attacker has no key. Archive 1: bare machine code under the victim's key (what the old
+        // export wrote). Archive 2: the same code framed and tagged in a cache of the attacker's own key.
+        string bare = Path.Join(_root, "bare.tar.gz");
+        using (var file = File.Create(bare))
+        using (var gzip = new GZipStream(file, CompressionLevel.Fastest))
+        using (var tar = new TarWriter(gzip))
+        {
+            tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, victimKey.ToString()) { DataStream = new MemoryStream(Payload(666, 4000)) });
+        }
+
+        string attackerKey = KeyFile("attacker.key", 50);
+        using (var attacker = new DiskCodeCache(new DiskCodeCacheOptions { Directory = Dir("attacker"), AuthenticationKey = File.ReadAllBytes(attackerKey) }))
+        {
+            attacker.Add(victimKey, new MemoryStream(Payload(666, 4000)));
+        }
+
+        string framed = Path.Join(_root, "framed.tar.gz");
+        Assert.Equal(Cli.Ok, Run("export", "-d", Dir("attacker"), "--key-file", attackerKey, framed).Code);
+
+        foreach (string archive in new[] { bare, framed })
+        {
+            var (code, output, error) = Run("import", "-d", Dir("victim"), "--key-file", key, archive);
+            Assert.Equal(Cli.Problems, code);
+            Assert.Contains("imported 0 entries", output);
+            Assert.Contains("skipped", error);
+            Assert.Equal(Cli.Ok, Run("verify", "-d", Dir("victim"), "--key-file", key).Code);
+            AssertPayloads(Dir("victim"), key, 1, 4000); // still the victim's own code
+        }
+    }
+
+    [Fact]
+    public void AnArchiveThatExpandsPastMaxSize_StopsBeforePassingIt_AndTheCacheStaysWithinItsLimit()
+    {
+        // 40 entries of 8 MiB of zeros: 320 MiB of entries in an archive of about 1 MiB.
+        const int Count = 40, Length = 8 << 20;
+        using (var source = new DiskCodeCache(new DiskCodeCacheOptions { Directory = Dir("source"), MaxSize = null, Durability = DiskDurability.None }))
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                source.Add(CacheKey.Compute([(byte)i]), new MemoryStream(new byte[Length]));
             }
         }
 
-        // Without the key, the authenticated entries are not this reader's: a wrong key is refused.
-        File.WriteAllBytes(keyFile, new byte[32]);
-        Assert.Equal(Cli.Problems, Run("verify", "-d", Dir("b"), "--key-file", keyFile).Code);
+        string archive = Path.Join(_root, "bomb.tar.gz");
+        Assert.Equal(Cli.Ok, Run("export", "-d", Dir("source"), archive).Code);
+        Assert.InRange(new FileInfo(archive).Length, 1, 4 << 20);
+
+        var (code, output, error) = Run("import", "-d", Dir("target"), "--trust-archive", "--max-size", "64M", archive);
+        Assert.Equal(Cli.Problems, code);
+        Assert.Contains("past --max-size", error);
+        long bytes = new DiskCodeCache(Dir("target")).EnumerateEntries().Sum(e => e.FileLength);
+        Assert.InRange(bytes, 1, 64L << 20);
+        Assert.DoesNotContain("imported 40", output);
     }
 
     [Fact]
@@ -219,11 +339,12 @@ public sealed class ToolTests : IDisposable
             tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, CacheKey.Compute([2]).ToString()) { DataStream = new MemoryStream([4, 5, 6]) });
         }
 
-        var (code, output, error) = Run("import", "-d", Dir("c"), archive);
+        var (code, output, error) = Run("import", "-d", Dir("c"), "--trust-archive", archive);
         Assert.Equal(Cli.Problems, code);
-        Assert.Contains("imported 1 entries", output);
+        Assert.Contains("imported 0 entries", output);
         Assert.Contains("skipped '../../etc/passwd'", error);
-        Assert.Equal([Path.Join(Dir("c"), CacheKey.Compute([2]).ToString())], Directory.GetFiles(Dir("c")).Where(f => !Path.GetFileName(f).StartsWith('.')));
+        Assert.Contains($"skipped '{CacheKey.Compute([2])}': TooShort", error); // bare bytes are no stored entry
+        Assert.Empty(Directory.Exists(Dir("c")) ? Directory.GetFiles(Dir("c")).Where(f => !Path.GetFileName(f).StartsWith('.')) : []);
     }
 
     [SkippableFact]

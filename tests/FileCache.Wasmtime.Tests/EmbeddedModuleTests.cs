@@ -52,6 +52,31 @@ public sealed class EmbeddedModuleTests : IDisposable
         Assert.True(WasmModules.AnswerComponent.IsComponent);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task AStaleDigest_NeverFilesTheBytesCodeUnderAnotherModulesKey(bool async)
+    {
+        // A build that kept a previous module's digest (same length, other bytes): before compiling,
+        // the loader checks the bytes and files the code under the key of what it really compiled.
+        var answer = WasmModules.Answer;
+        var previous = answer.Bytes.ToArray();
+        previous[^1] ^= 0x01;
+        var stale = new EmbeddedWasmModule(typeof(WasmModules).Assembly, "FileCache.WasmModule/answer.wasm", "answer.wasm", false, WasmDigest.Compute(previous));
+        Assert.False(stale.Digest.Matches(stale.Bytes.Span));
+        var staleKey = _settings.DeriveKey(stale.Digest);
+        var bytesKey = _settings.DeriveKey(stale.Bytes.Span);
+
+        using var disk = new DiskCodeCache(_dir);
+        var loader = new WasmtimeModuleCache(disk);
+        using var engine = _settings.CreateEngine();
+        using var loaded = async ? await loader.LoadAsync(engine, _settings, stale) : loader.Load(engine, _settings, stale);
+        Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
+        Assert.Equal(bytesKey, loaded.Key);
+        Assert.DoesNotContain(disk.EnumerateEntries(), e => e.Key == staleKey);
+        Assert.Contains(disk.EnumerateEntries(), e => e.Key == bytesKey);
+    }
+
     [Fact]
     public async Task AnEmbeddedModule_LoadsCompiled_ThenLive_ThenMapped_AsTheBytesWould()
     {

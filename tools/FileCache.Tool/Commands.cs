@@ -157,7 +157,9 @@ internal static class Commands
         command.SetAction(parsed =>
         {
             long limit = parsed.GetValue(maxSize) ?? DefaultMaxSize;
-            using var cache = c.OpenCache(parsed, readOnly: false, maxSize: limit, readableByAll: parsed.GetValue(readable));
+            // No eviction while warming (it would hide what was written); the limit is kept by counting
+            // and by one trim at the end.
+            using var cache = c.OpenCache(parsed, readOnly: false, maxSize: null, readableByAll: parsed.GetValue(readable));
             long written = 0;
             string? stopped = null;
             var loader = new WasmtimeModuleCache(cache, options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
@@ -203,7 +205,8 @@ internal static class Commands
                 }
             }
 
-            cache.Trim();
+            TrimTo(c, parsed, cache, limit);
+
             if (stopped is not null)
             {
                 c.Error.WriteLine($"filecache: {stopped}; the cache trimmed to its limit.");
@@ -328,7 +331,7 @@ internal static class Commands
                 }
             }
 
-            cache.Trim();
+            TrimTo(c, parsed, cache, limit);
             if (stopped is not null)
             {
                 c.Error.WriteLine($"filecache: {stopped}; {imported} entries imported, the cache trimmed to its limit.");
@@ -351,6 +354,14 @@ internal static class Commands
 
     /// <summary>The library's default size limit (<see cref="DiskCodeCacheOptions.MaxSize"/>), which import and warm keep unless told otherwise.</summary>
     internal static long DefaultMaxSize { get; } = new DiskCodeCacheOptions().MaxSize ?? long.MaxValue;
+
+    /// <summary>Trims to <paramref name="limit"/> once the writing cache is done (its own background trim may hold the lock until then).</summary>
+    private static void TrimTo(CommandContext c, ParseResult parsed, DiskCodeCache writer, long limit)
+    {
+        writer.Dispose();
+        using var trimmer = c.OpenCache(parsed, readOnly: false, maxSize: limit);
+        trimmer.Trim();
+    }
 
     private static Option<long?> MaxSizeOption(string description)
         => new("--max-size") { Description = description, CustomParser = Cli.ParseSize };
