@@ -9,6 +9,8 @@ using FileCache.Specification.Tests;
 //   torture <dir> <kills> <corruptions> <processes> <threads> <seconds>   see Torture.cs
 //   shared <dir> <id> <maxSize>        A member of a group-shared authenticated cache (0770/0660):
 //                                      Add key <id>, read keys 0..9, trim; print what it saw.
+//   powerloss-write / powerloss-check  the two halves of a power-loss run (PowerLoss.cs)
+//   evict-torture <dir> <processes> <threads> <seconds> <maxSize>   eviction under fire (Torture.Evict)
 //   readonly-get <dir> <keyId>         Validate and open a read-only tier, look up one key: hit or miss.
 //   add-one <dir>                      Add one entry into a directory the cache creates.
 //   fill <dir> <maxSize> <count> <id>  Add <count> 256 KiB entries with eviction on; print the
@@ -106,6 +108,18 @@ switch (mode)
         Console.WriteLine("added");
         return 0;
     }
+
+    case "powerloss-write":
+        return PowerLoss.Write(dir, args[2] == "flush", int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture), int.Parse(args[5], CultureInfo.InvariantCulture), args[6]);
+
+    case "powerloss-check":
+        return PowerLoss.Check(dir, args[2], args[3] == "flush");
+
+    case "evict-torture":
+        return Torture.Evict(dir, int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture), int.Parse(args[4], CultureInfo.InvariantCulture), long.Parse(args[5], CultureInfo.InvariantCulture));
+
+    case "evict-hammer":
+        return Torture.EvictHammer(dir, int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture), long.Parse(args[4], CultureInfo.InvariantCulture));
 
     case "torture":
     {

@@ -41,6 +41,146 @@ internal static class Torture
         return clean ? 0 : 1;
     }
 
+    /// <summary>
+    /// Eviction under fire: <paramref name="processes"/> × <paramref name="threads"/> callers on one
+    /// directory whose <paramref name="maxSize"/> is far below the working set (64 keys of 256-768 KiB,
+    /// about 32 MiB), each process SIGKILLed and restarted every few seconds, every hit checked byte for
+    /// byte. The directory (entries and temps) is sampled every 50 ms. Exits 0 with no bad byte, no
+    /// failed process and no temp file left after the final trim.
+    /// </summary>
+    public static int Evict(string dir, int processes, int threads, int seconds, long maxSize)
+    {
+        Directory.CreateDirectory(dir);
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        }
+
+        var until = DateTime.UtcNow.AddSeconds(seconds);
+        var random = new Random(4242);
+        string Args(int i) => $"{threads} {(int)(until - DateTime.UtcNow).TotalMilliseconds} {maxSize}";
+        var running = new List<Process>();
+        for (int i = 0; i < processes; i++)
+        {
+            running.Add(Start(["evict-hammer", dir, .. Args(i).Split(' ')]));
+        }
+
+        var outputs = new System.Collections.Concurrent.ConcurrentBag<string>();
+        int kills = 0, failed = 0;
+        long peak = 0, samples = 0, sum = 0;
+        var nextKill = DateTime.UtcNow.AddMilliseconds(random.Next(1000, 3000));
+        while (DateTime.UtcNow < until)
+        {
+            long bytes = 0;
+            foreach (var f in new DirectoryInfo(dir).EnumerateFiles())
+            {
+                try
+                {
+                    bytes += f.Name.StartsWith('.') && !f.Name.StartsWith(".tmp-", StringComparison.Ordinal) ? 0 : f.Length;
+                }
+                catch (FileNotFoundException)
+                {
+                }
+            }
+
+            peak = Math.Max(peak, bytes);
+            sum += bytes;
+            samples++;
+            if (DateTime.UtcNow >= nextKill)
+            {
+                int victim = random.Next(running.Count);
+                running[victim].Kill();
+                running[victim].WaitForExit();
+                running[victim].Dispose();
+                kills++;
+                running[victim] = Start(["evict-hammer", dir, .. Args(victim).Split(' ')]);
+                nextKill = DateTime.UtcNow.AddMilliseconds(random.Next(1000, 3000));
+            }
+
+            Thread.Sleep(50);
+        }
+
+        foreach (var p in running)
+        {
+            string output = p.StandardOutput.ReadToEnd() + p.StandardError.ReadToEnd();
+            if (!p.WaitForExit(TimeSpan.FromSeconds(60)))
+            {
+                p.Kill();
+                output += " HANG";
+            }
+
+            if (p.ExitCode != 0)
+            {
+                failed++;
+            }
+
+            outputs.Add(output.Trim());
+        }
+
+        Thread.Sleep(2500); // past the sweep's 2 s grace for new temps
+        using (var trimmer = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = maxSize }))
+        {
+            trimmer.Trim();
+        }
+
+        int temps = Directory.GetFiles(dir, ".tmp-*").Length;
+        long after = new DirectoryInfo(dir).EnumerateFiles().Where(f => !f.Name.StartsWith('.')).Sum(f => f.Exists ? f.Length : 0);
+        long ops = 0, hits = 0, bad = 0;
+        foreach (var line in outputs)
+        {
+            foreach (var part in line.Split(' '))
+            {
+                if (part.StartsWith("ops=", StringComparison.Ordinal)) ops += long.Parse(part[4..], CultureInfo.InvariantCulture);
+                if (part.StartsWith("hits=", StringComparison.Ordinal)) hits += long.Parse(part[5..], CultureInfo.InvariantCulture);
+                if (part.StartsWith("problems=", StringComparison.Ordinal)) bad += long.Parse(part[9..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        bool clean = bad == 0 && temps == 0 && after <= maxSize && hits > 0;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"evict: {(clean ? "clean" : "FAILED")}: {processes} processes x {threads} threads x {seconds} s, MaxSize {maxSize >> 10} KiB against ~32 MiB of entries; "
+            + $"{kills} processes SIGKILLed (their ops uncounted), {failed} survivors failed; survivors: {ops} ops, {hits} hits checked, {bad} bad; "
+            + $"directory (entries + temps): peak {peak >> 10} KiB, mean {(samples == 0 ? 0 : sum / samples) >> 10} KiB; after the final trim {after >> 10} KiB and {temps} temp files"));
+        return clean ? 0 : 1;
+    }
+
+    /// <summary>One caller process of <see cref="Evict"/>: random Add (60 %) and TryGet over 64 keys, every hit checked.</summary>
+    public static int EvictHammer(string dir, int threads, int millis, long maxSize)
+    {
+        var until = DateTime.UtcNow.AddMilliseconds(millis);
+        var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = maxSize, Durability = DiskDurability.None });
+        long problems = 0, hits = 0, ops = 0;
+        var tasks = Enumerable.Range(0, threads).Select(t => Task.Run(() =>
+        {
+            var random = new Random((Environment.ProcessId * 31) + t);
+            while (DateTime.UtcNow < until)
+            {
+                int keyId = random.Next(64);
+                var key = TestKeys.Key(keyId);
+                Interlocked.Increment(ref ops);
+                if (random.Next(10) < 6)
+                {
+                    cache.Add(key, new MemoryStream(TestPayload.Create(keyId, Environment.ProcessId, (256 << 10) + random.Next(512 << 10))));
+                }
+                else if (cache.TryGet(key, out var s))
+                {
+                    Interlocked.Increment(ref hits);
+                    using var m = new MemoryStream();
+                    s.CopyTo(m);
+                    s.Dispose();
+                    if (TestPayload.Check(m.ToArray(), keyId) is { } problem)
+                    {
+                        Console.Error.WriteLine(problem);
+                        Interlocked.Increment(ref problems);
+                    }
+                }
+            }
+        })).ToArray();
+        Task.WaitAll(tasks);
+        Console.WriteLine($"ops={ops} hits={hits} problems={problems}");
+        return problems == 0 ? 0 : 1;
+    }
+
     private static int Kills(string dir, int kills, out int valid, out int temps, out int unswept)
     {
         var random = new Random(1000);

@@ -109,6 +109,18 @@ public sealed class DiskProcessTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task EvictionUnderFire_Small_NoBadByteNoTempLeft_TheDirectoryEndsWithinItsLimit()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux() || OperatingSystem.IsMacOS(), "SIGKILL and flock (Unix).");
+        // The full-scale run (8 x 8 x 60 s, 4 MiB against 32 MiB) is recorded in docs/security.md.
+        var (exitCode, output) = await Worker.RunAsync(TimeSpan.FromMinutes(3), "evict-torture", _dir.Path, "3", "3", "8", (4L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("evict: clean", output);
+        Assert.Contains(" 0 bad;", output);
+        Assert.Contains("and 0 temp files", output);
+    }
+
+    [SkippableFact]
     public void DiskFull_AddFailsWithIOException_NoPartialEntryOrTemp_OldEntriesStillRead()
     {
         Skip.IfNot(OperatingSystem.IsLinux() && Environment.UserName == "root", "Mounting a small tmpfs needs Linux and root.");

@@ -174,3 +174,36 @@ public sealed class StoreServerCollection
 {
     public const string Name = "store servers";
 }
+
+/// <summary>The watchdog that keeps a test host from leaving servers behind.</summary>
+public sealed class WatchdogTests
+{
+    [SkippableFact]
+    public async Task AServerStartedByATestHost_StopsWhenTheHostEnds_EvenWhenItIsKilled()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "The watchdog is a POSIX shell.");
+
+        // A stand-in test host, killed without any chance to clean up, and a long-lived "server" under it.
+        using var host = System.Diagnostics.Process.Start("sleep", "600");
+        using var watched = RedisServer.StartWatched(host.Id, "sleep", "601");
+        await Task.Delay(500);
+        int server = ServerPid(watched.Id);
+        Assert.True(server > 0, "the watched process did not start");
+
+        host.Kill();
+        await host.WaitForExitAsync();
+        var until = DateTime.UtcNow.AddSeconds(10);
+        while (DateTime.UtcNow < until && IsAlive(server))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(IsAlive(server), "the server outlived its test host");
+        await watched.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(10));
+    }
+
+    private static int ServerPid(int watchdog)
+        => File.ReadAllText($"/proc/{watchdog}/task/{watchdog}/children").Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(int.Parse).FirstOrDefault();
+
+    private static bool IsAlive(int pid) => File.Exists($"/proc/{pid}/stat") && !File.ReadAllText($"/proc/{pid}/stat").Contains(") Z ", StringComparison.Ordinal);
+}
