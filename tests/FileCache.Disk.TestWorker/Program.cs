@@ -15,6 +15,7 @@ using FileCache.Specification.Tests;
 //   add-one <dir>                      Add one entry into a directory the cache creates.
 //   fill <dir> <maxSize> <count> <id>  Add <count> 256 KiB entries with eviction on; print the
 //                                      largest directory size seen right after one of its Adds.
+FileCache.Tests.ParentWatch.Start(); // never outlive the test host
 string mode = args[0];
 string dir = args[1];
 switch (mode)

@@ -91,6 +91,36 @@ public sealed class DeployAttackTests : IDisposable
     }
 
     [SkippableFact]
+    public async Task AWorkerWhoseTestHostDied_Exits_InsteadOfWritingForEver()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "Re-parenting is watched through /proc (Linux).");
+        Make("", 0b111_000_000);
+        string dir = Make("cache", 0b111_000_000);
+        string dll = Path.Join(AppContext.BaseDirectory, "FileCache.Disk.TestWorker.dll");
+
+        // A stand-in test host: starts a writer that never stops on its own, then dies.
+        var info = new ProcessStartInfo("/bin/sh") { RedirectStandardOutput = true };
+        foreach (var a in new[] { "-c", "FILECACHE_TEST_PARENT=$$ dotnet \"$0\" write-loop \"$1\" > /dev/null 2>&1 & echo $!", dll, dir })
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        using var host = Process.Start(info)!;
+        int writer = int.Parse((await host.StandardOutput.ReadLineAsync())!, System.Globalization.CultureInfo.InvariantCulture);
+        await host.WaitForExitAsync();
+        var until = DateTime.UtcNow.AddSeconds(15);
+        while (DateTime.UtcNow < until && Alive(writer))
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.False(Alive(writer), "the writer outlived its test host");
+    }
+
+    private static bool Alive(int pid)
+        => File.Exists($"/proc/{pid}/stat") && File.ReadAllText($"/proc/{pid}/stat") is var stat && stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+
+    [SkippableFact]
     public void ALinkOfOurOwn_InAPrivateDirectory_IsFollowed()
     {
         Skip.IfNot(Unix.IsUnix, "Unix links.");

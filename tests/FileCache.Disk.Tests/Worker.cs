@@ -23,6 +23,7 @@ internal static class Worker
             info.Environment["DOTNET_CLI_HOME"] = Path.GetTempPath();
         }
 
+        info.Environment["FILECACHE_TEST_PARENT"] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture); // it exits when this test host does
         info.ArgumentList.Add(dll);
         foreach (var arg in args)
         {

@@ -11,6 +11,7 @@ using FileCache.Tiering;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection;
 
+FileCache.Tests.ParentWatch.Start(); // never outlive the test host
 if (args[0] == "machine")
 {
     // FleetWorker machine <disk-dir> <module.wasm>: load through the disk tier alone; print the origin.

@@ -363,6 +363,33 @@ public sealed class ToolTests : IDisposable
         Assert.Contains("mode 0777", error);
     }
 
+    [SkippableFact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void CommandsOnAnotherUsersLinkToADirectory_AreRefused_AndNothingThereChanges()
+    {
+        Skip.If(OperatingSystem.IsWindows(), "Unix links.");
+        // <shared>/cache, in a directory others can write, is a link to a directory the tool's user owns.
+        string shared = Dir("shared");
+        Directory.CreateDirectory(shared);
+        File.SetUnixFileMode(shared, (UnixFileMode)0b111_111_111);
+        string victim = Dir("victim");
+        Fill(victim, 3, 1000);
+        var before = Directory.GetFiles(victim).Order().ToArray();
+        string link = Path.Join(shared, "cache");
+        File.CreateSymbolicLink(link, victim);
+        string archive = Path.Join(_root, "a.tar.gz");
+        Assert.Equal(Cli.Ok, Run("export", "-d", victim, archive).Code);
+
+        foreach (var args in new[] { new[] { "trim", "--max-size", "1" }, ["clear"], ["import", "--trust-archive", archive] })
+        {
+            var (code, _, error) = Run([.. args, "-d", link]);
+            Assert.Equal(Cli.Unusable, code);
+            Assert.Contains("symbolic link", error);
+        }
+
+        Assert.Equal(before, Directory.GetFiles(victim).Order().ToArray());
+    }
+
     [Fact]
     public void AnUnknownCommand_IsAUsageError()
     {
