@@ -4,9 +4,12 @@ namespace FileCache.Wasmtime;
 
 /// <summary>
 /// The Wasmtime settings that change compiled machine code, as a cache key type: the generated
-/// <c>DeriveKey</c> hashes every property, the version of the Wasmtime assembly the process runs
-/// (read at run time, so an application that updates Wasmtime gets new keys) and the CPU features, so
-/// an engine with other settings, another Wasmtime or another CPU never sees a foreign entry.
+/// <c>DeriveKey</c> hashes every property, the major version of the Wasmtime assembly the process
+/// runs (read at run time) and the CPU features, so an engine with other settings, another major
+/// Wasmtime or another CPU never sees a foreign entry. Only the major version, because that is what
+/// Wasmtime records in a serialized module and checks when it loads one (its default
+/// <c>ModuleVersionStrategy::WasmtimeVersion</c>): a patch or minor upgrade keeps every entry, and
+/// Wasmtime's own check stays the safety net (an entry it refuses is replaced on this host).
 /// <see cref="CreateEngine"/> builds the engine with exactly these settings.
 /// </summary>
 /// <remarks>
@@ -16,7 +19,7 @@ namespace FileCache.Wasmtime;
 /// code-neutral with its reason). Create engines with <see cref="CreateEngine"/>: the loader refuses
 /// an engine made any other way, since it could not know whether the key describes its code.
 /// </remarks>
-[WasmCodeCacheKey("filecache/wasmtime-engine", Version = 1, RuntimeVersionOf = [typeof(Engine)], IncludeCpuFeatures = true)]
+[WasmCodeCacheKey("filecache/wasmtime-engine", Version = 1, RuntimeMajorVersionOf = [typeof(Engine)], IncludeCpuFeatures = true)]
 public sealed partial record WasmtimeEngineSettings
 {
     /// <summary>Cranelift's optimization level (default <see cref="OptimizationLevel.Speed"/>).</summary>

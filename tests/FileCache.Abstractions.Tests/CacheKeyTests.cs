@@ -143,3 +143,37 @@ public class CacheKeyTests
         static T ParseVia<T>(string s) where T : ISpanParsable<T> => T.Parse(s.AsSpan(), null);
     }
 }
+
+/// <summary>RuntimeMajorVersionOf: a key that survives a runtime's patch and minor releases.</summary>
+public sealed class MajorVersionKeyTests
+{
+    private static CacheKey KeyWith(Version version)
+    {
+        var builder = CacheKeyBuilder.Create("filecache/test-major", 1);
+        builder.AppendCount(1);
+        builder.AppendMajorVersion("Wasmtime.Dotnet", version);
+        builder.AppendTarget(includeCpuFeatures: false);
+        return builder.Finish([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+    }
+
+    [Fact]
+    public void APatchOrMinorRelease_KeepsTheKey_ANewMajorChangesIt()
+    {
+        var key = KeyWith(new Version(50, 0, 1, 0));
+        Assert.Equal(key, KeyWith(new Version(50, 0, 2, 0)));
+        Assert.Equal(key, KeyWith(new Version(50, 3, 0, 0)));
+        Assert.NotEqual(key, KeyWith(new Version(51, 0, 0, 0)));
+        Assert.NotEqual(key, KeyWith(new Version(5, 0, 0, 0)));
+    }
+
+    [Fact]
+    public void AppendAssemblyMajorVersion_HashesTheLoadedAssemblysMajor()
+    {
+        var assembly = typeof(CacheKey).Assembly;
+        var viaAssembly = CacheKeyBuilder.Create("filecache/test-major", 1);
+        viaAssembly.AppendAssemblyMajorVersion(assembly);
+        var viaVersion = CacheKeyBuilder.Create("filecache/test-major", 1);
+        viaVersion.AppendMajorVersion(assembly.GetName().Name!, assembly.GetName().Version);
+        Assert.Equal(viaVersion.Finish([1]), viaAssembly.Finish([1]));
+    }
+}

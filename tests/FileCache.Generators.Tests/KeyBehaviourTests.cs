@@ -183,6 +183,25 @@ public sealed class KeyBehaviourTests
         Assert.NotEqual(builtWith1RunningWith1, builtWith1RunningWith2); // an updated dependency changes the key
     }
 
+    [Fact]
+    public void RuntimeMajorVersionOf_APatchOrMinorReleaseKeepsTheKey_ANewMajorChangesIt()
+    {
+        // The generated code itself, built once against 50.0.1 and run against each release.
+        string source = Variant(versionOf: ", RuntimeMajorVersionOf = new[] { typeof(Dep.Marker) }");
+        var built = MetadataReference.CreateFromImage(DependencyImage("50.0.1.0"));
+        string Running(string version) => GeneratorHarness.ProbeKey(LoadWith(source, built, runWith: DependencyImage(version)), Wasm);
+        string v5001 = Running("50.0.1.0");
+        Assert.Equal(v5001, Running("50.0.2.0"));
+        Assert.Equal(v5001, Running("50.4.0.0"));
+        Assert.NotEqual(v5001, Running("51.0.0.0"));
+
+        // And it is not the full-version key: with RuntimeVersionOf the patch release changes the key.
+        string full = Variant(versionOf: ", RuntimeVersionOf = new[] { typeof(Dep.Marker) }");
+        Assert.NotEqual(
+            GeneratorHarness.ProbeKey(LoadWith(full, built, runWith: DependencyImage("50.0.1.0")), Wasm),
+            GeneratorHarness.ProbeKey(LoadWith(full, built, runWith: DependencyImage("50.0.2.0")), Wasm));
+    }
+
     private static MetadataReference Dependency(string version) => MetadataReference.CreateFromImage(DependencyImage(version));
 
     private static byte[] DependencyImage(string version)

@@ -114,3 +114,34 @@ public sealed class EngineSettingsCoverageTests
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
     }
 }
+
+/// <summary>The engine key carries what Wasmtime itself checks in a serialized module: its major version.</summary>
+public sealed class WasmtimeVersionKeyTests
+{
+    [Fact]
+    public void TheEngineKey_TakesWasmtimesMajorVersionOnly_SoAPatchUpgradeKeepsEveryEntry()
+    {
+        byte[] wasm = global::Wasmtime.Module.ConvertText("(module (func (export \"f\")))");
+        var settings = new WasmtimeEngineSettings();
+        var identity = typeof(global::Wasmtime.Engine).Assembly.GetName();
+        Assert.Equal(50, identity.Version!.Major); // the pinned Wasmtime; update this test with the package
+
+        CacheKey KeyWith(string version)
+        {
+            var builder = CacheKeyBuilder.Create(WasmtimeEngineSettings.KeyDomain, WasmtimeEngineSettings.KeyVersion);
+            settings.AppendTo(ref builder);
+            builder.AppendCount(1);
+            builder.Append(identity.Name);
+            builder.Append(version);
+            builder.AppendTarget(includeCpuFeatures: true);
+            return builder.Finish(wasm);
+        }
+
+        // The key is the one a major-only encoding gives ("50"), so 50.0.1 and 50.0.2 share it (the
+        // encoding of a simulated release is tested in FileCache.Abstractions.Tests), and the full
+        // version the key took before no longer enters it.
+        Assert.Equal(KeyWith("50"), settings.DeriveKey(wasm));
+        Assert.NotEqual(KeyWith(identity.Version.ToString()), settings.DeriveKey(wasm));
+        Assert.NotEqual(KeyWith("51"), settings.DeriveKey(wasm));
+    }
+}

@@ -186,6 +186,28 @@ public ref struct CacheKeyBuilder
         Append(version);
     }
 
+    /// <summary>
+    /// Appends an assembly's simple name and only its major version (as text, for example <c>"50"</c>),
+    /// read once per assembly: for a runtime whose compiled code is compatible within a major version
+    /// (<see cref="WasmCodeCacheKeyAttribute.RuntimeMajorVersionOf"/>).
+    /// </summary>
+    /// <param name="assembly">The assembly.</param>
+    public readonly void AppendAssemblyMajorVersion(System.Reflection.Assembly assembly)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        var identity = AssemblyIdentities.GetOrAdd(assembly, static a => a.GetName());
+        AppendMajorVersion(identity.Name ?? "", identity.Version);
+    }
+
+    /// <summary>The encoding of <see cref="AppendAssemblyMajorVersion"/>, for a given version (tests simulate releases with it).</summary>
+    internal readonly void AppendMajorVersion(string name, Version? version)
+    {
+        Append(name);
+        Append(version is null ? "" : version.Major.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, System.Reflection.AssemblyName> AssemblyIdentities = new();
+
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, (string Name, string Version)> AssemblyVersions = new();
 
     /// <summary>Appends a presence byte: 1 when a nullable value or reference follows, 0 when absent.</summary>

@@ -39,6 +39,16 @@ public sealed class WasmCodeCacheKeyAttribute : Attribute
     /// </summary>
     public Type[]? RuntimeVersionOf { get; set; }
 
+    /// <summary>
+    /// Types whose assemblies' <em>major</em> versions become part of every key, read when the process
+    /// runs, after the <see cref="RuntimeVersionOf"/> ones: for a runtime whose compiled code is
+    /// compatible across its patch and minor releases and which checks that itself. Wasmtime's
+    /// serialized modules record, and Wasmtime's deserialization accepts, only its major version under
+    /// its default <c>ModuleVersionStrategy::WasmtimeVersion</c>, so a key with its full version would
+    /// empty every cache on every patch release for nothing.
+    /// </summary>
+    public Type[]? RuntimeMajorVersionOf { get; set; }
+
     /// <summary>Whether the CPU features that compiled code may depend on are part of every key
     /// (<see cref="CpuFeatures.Current"/>).</summary>
     public bool IncludeCpuFeatures { get; set; }

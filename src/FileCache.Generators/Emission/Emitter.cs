@@ -70,9 +70,10 @@ internal static class Emitter
             w.Line($"builder.Append({Literal(assembly.Version)});");
         }
 
-        foreach (var assembly in model.VersionOf.Where(a => a.RuntimeType is not null))
+        // Run-time versions after the compile-time ones; full versions before major-only ones, whatever the attribute's order.
+        foreach (var assembly in model.VersionOf.Where(a => a.RuntimeType is not null).OrderBy(a => a.MajorOnly))
         {
-            w.Line($"builder.AppendAssemblyVersion(typeof({assembly.RuntimeType}).Assembly);");
+            w.Line($"builder.{(assembly.MajorOnly ? "AppendAssemblyMajorVersion" : "AppendAssemblyVersion")}(typeof({assembly.RuntimeType}).Assembly);");
         }
 
         w.Line($"builder.AppendTarget({(model.IncludeCpuFeatures ? "true" : "false")});");

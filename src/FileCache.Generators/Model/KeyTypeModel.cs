@@ -24,10 +24,11 @@ internal sealed record MemberModel(string Name, string DeclaredType, ValueShape 
 
 /// <summary>
 /// An assembly named by VersionOf, with the version the compilation references; or, named by
-/// RuntimeVersionOf, a type of it (<see cref="RuntimeType"/>, fully qualified) whose assembly's
-/// version is read when the process runs.
+/// RuntimeVersionOf (RuntimeMajorVersionOf: <see cref="MajorOnly"/>), a type of it
+/// (<see cref="RuntimeType"/>, fully qualified) whose assembly's version (or major version) is read
+/// when the process runs.
 /// </summary>
-internal sealed record AssemblyVersionModel(string Name, string Version, string? RuntimeType = null);
+internal sealed record AssemblyVersionModel(string Name, string Version, string? RuntimeType = null, bool MajorOnly = false);
 
 /// <summary>How a value is encoded.</summary>
 internal sealed record ValueShape(ShapeKind Kind, string TypeName, ValueShape? Element = null);

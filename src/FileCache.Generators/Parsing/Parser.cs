@@ -58,12 +58,12 @@ internal static class Parser
                     }
 
                     break;
-                case "RuntimeVersionOf" when !named.Value.IsNull:
+                case "RuntimeVersionOf" or "RuntimeMajorVersionOf" when !named.Value.IsNull:
                     foreach (var item in named.Value.Values)
                     {
                         if (item.Value is ITypeSymbol t && t.ContainingAssembly is { } assembly)
                         {
-                            versionOf.Add(new AssemblyVersionModel(assembly.Identity.Name, "", t.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)));
+                            versionOf.Add(new AssemblyVersionModel(assembly.Identity.Name, "", t.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat), MajorOnly: named.Key == "RuntimeMajorVersionOf"));
                         }
                     }
 
