@@ -34,7 +34,7 @@ if grep -E "warning IL[0-9]+" "$out/host.log" | grep -v "Wasmtime.Dotnet" | grep
 fi
 ls "$out/host/wasm-precompiled" | grep -Eq '^[0-9a-f]{64}$' || { echo "FAIL: no precompiled entry next to the app"; exit 1; }
 echo "== WasmHost: the first start on a fresh machine cache loads the precompiled code"
-first=$("$out/host/WasmHost" --cache-dir "$out/cache")
+first=$("$out/host/WasmHost" --embedded --cache-dir "$out/cache")
 echo "$first"
 echo "$first" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the first start did not hit the precompiled tier"; exit 1; }
 [ -z "$(ls -A "$out/cache" 2>/dev/null | grep -E '^[0-9a-f]{64}$')" ] || { echo "FAIL: the precompiled hit was copied into the writable cache"; exit 1; }
@@ -45,12 +45,12 @@ if [ "$(id -u)" = 0 ] && command -v setpriv > /dev/null; then
   chown 1654:1654 "$app_home"
   as_app() { setpriv --reuid=1654 --regid=1654 --clear-groups env -i PATH=/usr/bin:/bin HOME="$app_home" "$@"; }
   [ "$(stat -c %a "$out/host/wasm-precompiled")" = 755 ] || { echo "FAIL: wasm-precompiled is not 0755"; exit 1; }
-  as_user=$(as_app "$out/host/WasmHost")
+  as_user=$(as_app "$out/host/WasmHost" --embedded)
   echo "$as_user"
   echo "$as_user" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: uid 1654 did not load the root-published precompiled code"; exit 1; }
   # Published the old way (0700): the app still starts and compiles into its own cache.
   chmod 700 "$out/host/wasm-precompiled"
-  old_modes=$(as_app "$out/host/WasmHost" --cache-dir "$app_home/other")
+  old_modes=$(as_app "$out/host/WasmHost" --embedded --cache-dir "$app_home/other")
   echo "$old_modes"
   echo "$old_modes" | grep -q "load:   miss (Compiled)" || { echo "FAIL: an unreadable precompiled tier stopped the app"; exit 1; }
   chmod 755 "$out/host/wasm-precompiled"
@@ -59,14 +59,23 @@ else
   echo "skip: running as uid 1654 needs root and setpriv (CI runs as root)"
 fi
 echo "== WasmHost: other engine settings miss the precompiled tier, compile into the writable one, then hit it"
-other1=$("$out/host/WasmHost" --cache-dir "$out/cache" --opt none)
+other1=$("$out/host/WasmHost" --embedded --cache-dir "$out/cache" --opt none)
 echo "$other1"
-other2=$("$out/host/WasmHost" --cache-dir "$out/cache" --opt none)
+other2=$("$out/host/WasmHost" --embedded --cache-dir "$out/cache" --opt none)
 echo "$other2"
 echo "$other1" | grep -q "load:   miss (Compiled)" || { echo "FAIL: other settings did not compile"; exit 1; }
 echo "$other2" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the second run with other settings was not a hit"; exit 1; }
 [ "$(echo "$first" | grep '^call:' | sed 's/ in .*//')" = "$(echo "$other2" | grep '^call:' | sed 's/ in .*//')" ] \
   || { echo "FAIL: the runs returned different results"; exit 1; }
+
+echo "== WasmHost's default, natively: the generated plugin compiles once, then the hit says what it saved"
+plugin1=$("$out/host/WasmHost" --cache-dir "$out/plugin")
+echo "$plugin1"
+plugin2=$("$out/host/WasmHost" --cache-dir "$out/plugin")
+echo "$plugin2"
+echo "$plugin1" | grep -q "load:   miss (Compiled)" || { echo "FAIL: the default module did not compile on the first run"; exit 1; }
+echo "$plugin2" | grep -q "load:   hit (MappedFile)" || { echo "FAIL: the default module's second run was not a hit"; exit 1; }
+echo "$plugin2" | grep -q "^saved:  the first run compiled this module in" || { echo "FAIL: the second run did not show the saving"; exit 1; }
 
 echo "== filecache tool: publish (NativeAOT), then native and JIT processes share keys"
 dotnet publish tools/FileCache.Tool -c Release -r "$rid" -p:NativeTool=true -o "$out/tool" -nologo 2>&1 | tee "$out/tool.log"

@@ -1,16 +1,21 @@
 // WasmHost: loads a WebAssembly module through FileCache, calls one export and reports whether the
 // machine code came from the cache.
 //
-//   WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only] [--opt none|speed]
+//   WasmHost [module.wasm] [function] [args...] [--embedded] [--cache disk|memory|none] [--cache-dir DIR] [--load-only] [--opt none|speed]
+//
+// Without a module it runs a plugin generated from WebAssembly text (Workload.cs), whose compile takes
+// about a second: the first run compiles and stores it, the next ones load it from the cache and say
+// how long the first compile took and what the hit saved.
+// --embedded runs fib.wasm instead (built from fib.wat), a <WasmModule> item: fib(90). Published with
+// -p:WasmPrecompile=true, its machine code ships in wasm-precompiled next to the binary, and the
+// first start on a machine like the publishing one is already a hit (UsePrecompiled below).
 //
 // --load-only loads (compiles or hits) and exits without instantiating: for modules whose imports
 // (WASI, a JS runtime) this host does not provide, and for timing the load alone.
 // --opt none compiles without optimizations: other engine settings, so other cache keys.
-// Without a module it runs fib.wasm (built from fib.wat), a <WasmModule> item: fib(90). Published with
-// -p:WasmPrecompile=true, its machine code ships in wasm-precompiled next to the binary, and the
-// first start on a machine like the publishing one is already a hit (UsePrecompiled below).
 using System.Diagnostics;
 using System.Globalization;
+using FileCache;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
@@ -22,7 +27,7 @@ var options = HostOptions.Parse(args);
 if (options.Error is not null)
 {
     Console.Error.WriteLine(options.Error);
-    Console.Error.WriteLine("usage: WasmHost [module.wasm] [function] [args...] [--cache disk|memory|none] [--cache-dir DIR] [--load-only]");
+    Console.Error.WriteLine("usage: WasmHost [module.wasm] [function] [args...] [--embedded] [--cache disk|memory|none] [--cache-dir DIR] [--load-only] [--opt none|speed]");
     return 2;
 }
 
@@ -60,10 +65,15 @@ catch (OptionsValidationException e)
 }
 byte[] wasm;
 string name;
-if (options.ModulePath is null)
+if (options.Embedded)
 {
     wasm = WasmHost.WasmModules.Fib.Bytes.ToArray();
     name = "fib.wasm (embedded)";
+}
+else if (options.ModulePath is null)
+{
+    wasm = WasmModule.ConvertText(Workload.Text());
+    name = Workload.Name;
 }
 else
 {
@@ -75,14 +85,17 @@ var settings = new WasmtimeEngineSettings { Optimization = options.Optimization 
 using var engine = settings.CreateEngine();
 var loadTimer = Stopwatch.StartNew();
 WasmModule module;
+CacheKey? key = null;
+bool hit = false;
 IDisposable owner; // a LoadedModule (dispose it, not its module: the loader may share the module) or the module
 string origin;
 if (provider.GetService<WasmtimeModuleCache>() is { } loader)
 {
     // The embedded module's key comes from its build-time digest: nothing is hashed.
-    var loaded = options.ModulePath is null ? loader.Load(engine, settings, WasmHost.WasmModules.Fib) : loader.Load(engine, settings, name, wasm, validate: true);
+    var loaded = options.Embedded ? loader.Load(engine, settings, WasmHost.WasmModules.Fib) : loader.Load(engine, settings, name, wasm, validate: true);
     (module, owner) = (loaded.Module, loaded);
     origin = loaded.IsHit ? $"hit ({loaded.Origin})" : $"miss ({loaded.Origin})";
+    (key, hit) = (loaded.Key, loaded.IsHit);
 }
 else
 {
@@ -92,10 +105,13 @@ else
 }
 
 loadTimer.Stop();
+// On a hit: what the first compile of this key took, and what the hit saved (the same timer).
+string? saving = key is { } k && options.Cache == "disk" ? Savings.Record(options.CacheDirectory, k, hit, loadTimer.Elapsed) : null;
 if (options.LoadOnly)
 {
     Console.WriteLine($"module: {name}, {wasm.Length} bytes; cache: {options.Cache}");
     Console.WriteLine($"load:   {origin} in {loadTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+    PrintSaving(saving);
     owner.Dispose();
     return 0;
 }
@@ -124,7 +140,7 @@ using (owner)
     }
 
     // Untyped Invoke: typed functions with tuple results do not work under NativeAOT.
-    var arguments = options.Arguments.Length == 0 && options.ModulePath is null ? ["90"] : options.Arguments;
+    var arguments = options.Arguments.Length > 0 || options.ModulePath is not null ? options.Arguments : options.Embedded ? ["90"] : [Workload.Argument];
     if (arguments.Length != function.Parameters.Count)
     {
         Console.Error.WriteLine($"'{options.Function}' takes {function.Parameters.Count} arguments; {arguments.Length} given.");
@@ -151,19 +167,28 @@ using (owner)
     Console.WriteLine($"module: {name}, {wasm.Length} bytes; cache: {options.Cache}");
     Console.WriteLine($"load:   {origin} in {loadTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
     Console.WriteLine($"call:   {options.Function}({string.Join(", ", arguments)}) = {Convert.ToString(result, CultureInfo.InvariantCulture)} in {callTimer.Elapsed.TotalMilliseconds.ToString("0.###", CultureInfo.InvariantCulture)} ms");
+    PrintSaving(saving);
 }
 
 return 0;
 
+static void PrintSaving(string? saving)
+{
+    if (saving is not null)
+    {
+        Console.WriteLine(saving);
+    }
+}
+
 /// <summary>The command line.</summary>
-internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error, bool LoadOnly = false, OptimizationLevel Optimization = OptimizationLevel.Speed)
+internal sealed record HostOptions(string? ModulePath, string Function, string[] Arguments, string Cache, string? CacheDirectory, string? Error, bool LoadOnly = false, OptimizationLevel Optimization = OptimizationLevel.Speed, bool Embedded = false)
 {
     public static HostOptions Parse(string[] args)
     {
         var positional = new List<string>();
         string cache = "disk";
         string? dir = null;
-        bool loadOnly = false;
+        bool loadOnly = false, embedded = false;
         var optimization = OptimizationLevel.Speed;
         for (int i = 0; i < args.Length; i++)
         {
@@ -177,6 +202,9 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
                     break;
                 case "--load-only":
                     loadOnly = true;
+                    break;
+                case "--embedded":
+                    embedded = true;
                     break;
                 case "--opt" when i + 1 < args.Length && args[i + 1] is "none" or "speed":
                     optimization = args[++i] == "none" ? OptimizationLevel.None : OptimizationLevel.Speed;
@@ -200,7 +228,12 @@ internal sealed record HostOptions(string? ModulePath, string Function, string[]
             return new(null, "", [], cache, dir, $"No module file at '{path}'.");
         }
 
-        string function = positional.Count > 1 ? positional[1] : "fib";
-        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null, loadOnly, optimization);
+        if (path is not null && embedded)
+        {
+            return new(null, "", [], cache, dir, "--embedded runs the embedded fib.wasm: give no module file with it.");
+        }
+
+        string function = positional.Count > 1 ? positional[1] : embedded ? "fib" : Workload.Function;
+        return new(path, function, positional.Skip(2).ToArray(), cache, dir, null, loadOnly, optimization, embedded);
     }
 }
