@@ -53,8 +53,8 @@ public sealed partial class DiskCodeCache
     }
 
     /// <summary>
-    /// Reads and verifies one entry exactly as a lookup does (the file checks of docs/security.md,
-    /// then the frame). A bad entry is counted and, unless the cache is read-only, removed, as on
+    /// Reads and verifies one entry as a lookup does (the file checks of docs/security.md, then the
+    /// frame), hashing every byte even when a verification record says the file is unchanged: a scrub. A bad entry is counted and, unless the cache is read-only, removed, as on
     /// every lookup; a good one counts as used unless the cache is read-only.
     /// </summary>
     /// <param name="key">The entry's key.</param>
@@ -64,7 +64,7 @@ public sealed partial class DiskCodeCache
     public bool Verify(CacheKey key, out string? problem)
     {
         t_lastRejection = null;
-        if (TryGet(key, out var content))
+        if (TryGetCore(key, scrub: true, out var content)) // every byte, whatever a verification record says
         {
             content.Dispose();
             problem = null;

@@ -12,21 +12,25 @@ public sealed partial class DiskCodeCache
     private const int ReadChunkSize = 4 << 20;
 
     /// <inheritdoc/>
-    public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
+    public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content) => TryGetCore(key, scrub: false, out content);
+
+    /// <summary>A lookup; <paramref name="scrub"/> hashes every byte even when a verification record says the file is unchanged.</summary>
+    private bool TryGetCore(CacheKey key, bool scrub, [NotNullWhen(true)] out Stream? content)
     {
         content = null;
-        using var handle = OpenEntry(key, out string path);
+        using var handle = OpenEntry(key, out string path, out var file);
         if (handle is null || !TryGetLength(key, path, handle, out int length))
         {
             return false;
         }
 
+        bool verified = !scrub && IsVerified(key, file);
         if (length < 2 * ReadChunkSize)
         {
             // Small: one read, then the one-shot check (nothing to overlap).
             var whole = GC.AllocateUninitializedArray<byte>(length);
             int got = ReadAt(handle, whole, 0);
-            return Verified(key, path, handle, got == length ? whole : whole[..got], out content);
+            return Verified(key, path, handle, file, verified, got == length ? whole : whole[..got], out content);
         }
 
         if (!TryReadTrailer(key, path, handle, length, out var trailer))
@@ -35,14 +39,16 @@ public sealed partial class DiskCodeCache
         }
 
         var payload = GC.AllocateUninitializedArray<byte>(length - EntryFrame.TrailerSize);
-        var status = ReadPayloadVerified(key, handle, payload, trailer);
+        var status = verified
+            ? (ReadAt(handle, payload, 0) == payload.Length ? FrameStatus.Valid : FrameStatus.TooShort)
+            : ReadPayloadVerified(key, handle, payload, trailer);
         if (status != FrameStatus.Valid)
         {
             OnCorrupt(key, path, handle, status);
             return false;
         }
 
-        content = Hit(handle, payload, payload.Length);
+        content = Hit(key, handle, file, !verified, payload, payload.Length);
         return true;
     }
 
@@ -50,11 +56,13 @@ public sealed partial class DiskCodeCache
     public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        using var handle = OpenEntry(key, out string path);
+        using var handle = OpenEntry(key, out string path, out var file);
         if (handle is null || !TryGetLength(key, path, handle, out int length))
         {
             return null;
         }
+
+        bool verified = IsVerified(key, file);
 
         var bytes = GC.AllocateUninitializedArray<byte>(length);
         int read = 0;
@@ -69,7 +77,7 @@ public sealed partial class DiskCodeCache
             read += n;
         }
 
-        return Verified(key, path, handle, read == bytes.Length ? bytes : bytes[..read], out var content) ? content : null;
+        return Verified(key, path, handle, file, verified, read == bytes.Length ? bytes : bytes[..read], out var content) ? content : null;
     }
 
     /// <inheritdoc/>
@@ -89,13 +97,14 @@ public sealed partial class DiskCodeCache
             return false; // no way to pin verified bytes: callers fall back to TryGet
         }
 
-        var handle = OpenEntry(key, out string path);
+        var handle = OpenEntry(key, out string path, out var opened);
         if (handle is null)
         {
             return false;
         }
 
         SafeFileHandle? leased = null;
+        bool hashed = false;
         try
         {
             if (!TryGetLength(key, path, handle, out int length) || !TryReadTrailer(key, path, handle, length, out var trailer))
@@ -107,7 +116,9 @@ public sealed partial class DiskCodeCache
             FrameStatus status;
             if (MapsEntryFiles)
             {
-                status = VerifyMapped(key, handle, length, trailer);
+                // Unchanged since it was verified (a record says so): nothing to hash, the map is all.
+                hashed = !IsVerified(key, opened);
+                status = hashed ? VerifyMapped(key, handle, length, trailer) : FrameStatus.Valid;
                 leased = status == FrameStatus.Valid ? handle : null;
             }
             else
@@ -121,7 +132,7 @@ public sealed partial class DiskCodeCache
                 return false;
             }
 
-            RefreshUseTime(handle);
+            FinishHit(key, handle, opened, hashed);
             _metrics.Hit(payloadLength);
             // The path names this process's descriptor, so it opens the verified bytes even if the
             // entry is replaced or deleted before the loader opens it.
@@ -212,9 +223,21 @@ public sealed partial class DiskCodeCache
         return true;
     }
 
-    private bool Verified(CacheKey key, string path, SafeFileHandle handle, byte[] bytes, [NotNullWhen(true)] out Stream? content)
+    /// <summary>Checks a whole entry read into <paramref name="bytes"/>: its frame, and, unless a record says the file is unchanged since it was verified (<paramref name="verified"/>), its checksum.</summary>
+    private bool Verified(CacheKey key, string path, SafeFileHandle handle, in FileIdentity file, bool verified, byte[] bytes, [NotNullWhen(true)] out Stream? content)
     {
-        var status = EntryFrame.Verify(key, bytes, _authenticationKey, out long payloadLength);
+        long payloadLength;
+        FrameStatus status;
+        if (verified)
+        {
+            status = EntryFrame.ReadTrailer(bytes.Length, bytes.AsSpan(Math.Max(0, bytes.Length - EntryFrame.TrailerSize)), _authenticationKey, out payloadLength);
+        }
+        else
+        {
+            status = EntryFrame.Verify(key, bytes, _authenticationKey, out payloadLength);
+            Interlocked.Add(ref HashedBytes, payloadLength);
+        }
+
         if (status != FrameStatus.Valid)
         {
             OnCorrupt(key, path, handle, status);
@@ -222,13 +245,13 @@ public sealed partial class DiskCodeCache
             return false;
         }
 
-        content = Hit(handle, bytes, (int)payloadLength);
+        content = Hit(key, handle, file, !verified, bytes, (int)payloadLength);
         return true;
     }
 
-    private MemoryStream Hit(SafeFileHandle handle, byte[] bytes, int payloadLength)
+    private MemoryStream Hit(CacheKey key, SafeFileHandle handle, in FileIdentity file, bool hashed, byte[] bytes, int payloadLength)
     {
-        RefreshUseTime(handle);
+        FinishHit(key, handle, file, hashed);
         _metrics.Hit(payloadLength);
         // The array is this hit's own copy, so exposing it (TryGetBuffer) lets a caller skip a copy.
         return new MemoryStream(bytes, 0, payloadLength, writable: false, publiclyVisible: true);
@@ -249,6 +272,7 @@ public sealed partial class DiskCodeCache
     private unsafe FrameStatus VerifyMapped(CacheKey key, SafeFileHandle handle, long length, byte[] trailer)
     {
         long payloadLength = length - EntryFrame.TrailerSize;
+        Interlocked.Add(ref HashedBytes, payloadLength);
         if (payloadLength == 0)
         {
             return EntryFrame.VerifyPayload(key, [], trailer, _authenticationKey);
@@ -321,6 +345,7 @@ public sealed partial class DiskCodeCache
     /// </summary>
     private unsafe FrameStatus ReadPayloadVerified(CacheKey key, SafeFileHandle handle, Span<byte> destination, byte[] trailer)
     {
+        Interlocked.Add(ref HashedBytes, destination.Length);
         if (destination.Length < 2 * ReadChunkSize)
         {
             return ReadAt(handle, destination, 0) == destination.Length

@@ -56,6 +56,17 @@ public sealed partial class DiskCodeCache
                 _disposed.Token.ThrowIfCancellationRequested();
                 string name = Path.GetFileName(path);
                 bool temp = IsTempName(name);
+                if (IsRecordName(name))
+                {
+                    // A record whose entry is gone names an inode no entry has: remove it.
+                    if (!File.Exists(Path.Join(Directory, name[RecordPrefix.Length..])) && Describe(path) is { } record && RemoveIfSame(path, record))
+                    {
+                        swept++;
+                    }
+
+                    continue;
+                }
+
                 if (!temp && !IsEntryName(name))
                 {
                     continue;

@@ -107,8 +107,15 @@ public sealed partial class DiskCodeCache
     /// without a key, owned by this user or root, not writable by group or others, one link.
     /// </summary>
     /// <returns>The handle, or <see langword="null"/> on a miss (counted, and for a rejected file logged and removed).</returns>
-    private SafeFileHandle? OpenEntry(CacheKey key, out string path)
+    private SafeFileHandle? OpenEntry(CacheKey key, out string path) => OpenEntry(key, out path, out _);
+
+    /// <inheritdoc cref="OpenEntry(CacheKey, out string)"/>
+    /// <param name="key">The key.</param>
+    /// <param name="path">The entry's path.</param>
+    /// <param name="file">The opened file as checked (default where the platform has no handle checks).</param>
+    private SafeFileHandle? OpenEntry(CacheKey key, out string path, out FileIdentity file)
     {
+        file = default;
         path = GetPath(key);
         if (!EnsureReadableDirectory())
         {
@@ -136,7 +143,7 @@ public sealed partial class DiskCodeCache
             return null;
         }
 
-        var file = UnixFile.Stat(handle);
+        file = UnixFile.Stat(handle);
         var status = CheckEntryFile(file);
         if (status != FrameStatus.Valid)
         {
@@ -201,6 +208,11 @@ public sealed partial class DiskCodeCache
     private void OnRejected(CacheKey key, string path, FileIdentity? checkedFile, FrameStatus status)
     {
         t_lastRejection = status.ToString();
+        if (!_options.ReadOnly)
+        {
+            DeleteRecord(key);
+        }
+
         _metrics.Corrupt(status.ToString());
         _metrics.Miss();
         LogCorruptEntry(_logger, key, path, status.ToString());

@@ -189,6 +189,7 @@ public sealed partial class DiskCodeCache
         try
         {
             File.Delete(GetPath(key)); // unlink: a link planted under the name goes, never its target
+            DeleteRecord(key);
         }
         catch (DirectoryNotFoundException)
         {

@@ -30,6 +30,14 @@ public sealed class DiskCodeCacheOptions : IValidatableObject
     /// </summary>
     public long MaxEntrySize { get; set; } = 256L << 20;
 
+    /// <summary>
+    /// How often an entry's bytes are checked (default <see cref="DiskVerification.OncePerChange"/>):
+    /// once after each change of the entry file, remembered in a verification record, or on every read.
+    /// Records are used only in a private cache (no <see cref="AuthenticationKey"/>, a directory only
+    /// this user or root can write) on Linux; elsewhere every read is verified. See docs/security.md.
+    /// </summary>
+    public DiskVerification Verification { get; set; } = DiskVerification.OncePerChange;
+
     /// <summary>Eviction trims the directory to this fraction of <see cref="MaxSize"/>, so it does
     /// not run again on the next Add (default 0.8).</summary>
     [Range(0.1, 1.0, ErrorMessage = "DiskCodeCacheOptions.TrimRatio must be between 0.1 and 1.0.")]
@@ -165,4 +173,19 @@ public enum DiskDurability
     /// <summary>Publish without flushing: faster; after a power loss an entry may be empty or
     /// truncated, which the integrity check then treats as a miss.</summary>
     None,
+}
+
+/// <summary>When the disk tier checks an entry's bytes against its frame.</summary>
+public enum DiskVerification
+{
+    /// <summary>
+    /// Once per change of the entry file: a verified entry gets a record of the file's identity
+    /// (device, inode, size, change time, frame version) and the boot, and a later hit of the same,
+    /// unchanged file after the same boot is not hashed again. Anything that can change the bytes
+    /// changes one of those. Only in private caches; <c>filecache verify</c> re-checks every byte.
+    /// </summary>
+    OncePerChange,
+
+    /// <summary>Every read hashes the whole entry (the behaviour before verification records).</summary>
+    EveryRead,
 }

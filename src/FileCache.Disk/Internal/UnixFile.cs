@@ -6,7 +6,7 @@ namespace FileCache.Disk.Internal;
 
 /// <summary>What the disk tier needs to know about a file before it trusts it.</summary>
 internal readonly record struct FileIdentity(
-    FileKind Kind, ulong Device, ulong Inode, uint Owner, UnixFileMode Mode, bool Sticky, uint Links, long Length, DateTime LastWriteUtc)
+    FileKind Kind, ulong Device, ulong Inode, uint Owner, UnixFileMode Mode, bool Sticky, uint Links, long Length, DateTime LastWriteUtc, long ChangeSeconds = 0, uint ChangeNanoseconds = 0)
 {
     /// <summary>Writable by group or others.</summary>
     public bool SharedWritable => (Mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0;
@@ -362,10 +362,11 @@ internal static partial class UnixFile
             }
 
             // struct statx: nlink u32 @16, uid u32 @20, mode u16 @28, ino u64 @32, size u64 @40,
-            // mtime {i64 sec, u32 nsec} @112, dev_major u32 @136, dev_minor u32 @140.
+            // ctime {i64 sec, u32 nsec} @96, mtime {i64 sec, u32 nsec} @112, dev_major u32 @136, dev_minor u32 @140.
             uint mode = *(ushort*)(buffer + 28);
             ulong device = ((ulong)*(uint*)(buffer + 136) << 32) | *(uint*)(buffer + 140);
-            return Identity(mode, device, *(ulong*)(buffer + 32), *(uint*)(buffer + 20), *(uint*)(buffer + 16), *(long*)(buffer + 40), *(long*)(buffer + 112), *(uint*)(buffer + 120));
+            return Identity(mode, device, *(ulong*)(buffer + 32), *(uint*)(buffer + 20), *(uint*)(buffer + 16), *(long*)(buffer + 40), *(long*)(buffer + 112), *(uint*)(buffer + 120))
+                with { ChangeSeconds = *(long*)(buffer + 96), ChangeNanoseconds = *(uint*)(buffer + 104) };
         }
         else
         {
