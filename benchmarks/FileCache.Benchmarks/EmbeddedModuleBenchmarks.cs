@@ -27,6 +27,7 @@ public class EmbeddedModuleBenchmarks
     private string _plain = "";
     private string _wasmtimeCacheConfig = "";
     private WasmtimeModuleCache _loader = null!;
+    private WasmtimeModuleCache _everyRead = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -37,6 +38,8 @@ public class EmbeddedModuleBenchmarks
         _dir = Path.Join(Path.GetTempPath(), "filecache-embedded-bench-" + Guid.NewGuid().ToString("N"));
         Directory.CreateDirectory(_dir);
         _loader = new WasmtimeModuleCache(new DiskCodeCache(Path.Join(_dir, "filecache")));
+        // The same directory, hashed on every hit (before verification records, issue 20).
+        _everyRead = new WasmtimeModuleCache(new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(_dir, "filecache"), Verification = DiskVerification.EveryRead }));
         using (var engine = _settings.CreateEngine())
         using (var first = _loader.Load(engine, _settings, _module))
         {
@@ -72,6 +75,23 @@ public class EmbeddedModuleBenchmarks
     {
         using var engine = _settings.CreateEngine();
         using var loaded = _loader.Load(engine, _settings, _module);
+        ExpectMapped(loaded);
+    }
+
+    /// <summary>The real floor once entries are verified once per change: a raw DeserializeFile in a fresh engine.</summary>
+    [Benchmark]
+    public void RawDeserializeFile()
+    {
+        using var engine = _settings.CreateEngine();
+        using var module = WasmModule.DeserializeFile(engine, "esbuild", _plain);
+    }
+
+    /// <summary>The embedded hit when every read hashes the entry (Verification = EveryRead).</summary>
+    [Benchmark]
+    public void EmbeddedModuleHit_EveryRead()
+    {
+        using var engine = _settings.CreateEngine();
+        using var loaded = _everyRead.Load(engine, _settings, _module);
         ExpectMapped(loaded);
     }
 
