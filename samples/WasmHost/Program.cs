@@ -34,7 +34,7 @@ if (options.Error is not null)
 // A plain ServiceCollection, not the Generic Host: a command-line host starts in milliseconds, and
 // the Generic Host's configuration and lifetime machinery alone cost about 45 ms here.
 var services = new ServiceCollection();
-services.AddLogging(b => b.AddSimpleConsole().SetMinimumLevel(LogLevel.Warning));
+services.AddLogging(b => b.AddProvider(new StderrLoggerProvider()).SetMinimumLevel(LogLevel.Warning)); // see StderrLogger.cs
 if (options.Cache != "none")
 {
     services.AddWasmCodeCache(c =>
@@ -77,7 +77,7 @@ else if (options.ModulePath is null)
 }
 else
 {
-    wasm = await File.ReadAllBytesAsync(options.ModulePath);
+    wasm = File.ReadAllBytes(options.ModulePath); // synchronous: an async read would start pool threads in a process that lives for milliseconds
     name = options.ModulePath;
 }
 
