@@ -140,3 +140,63 @@ public sealed class TieredCodeCacheTests
         public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default) => throw new IOException("broken on purpose");
     }
 }
+
+/// <summary>A read-only tier in front (code shipped with the app): refused once, never offered a copy again.</summary>
+public sealed class ReadOnlyTierTests
+{
+    private static readonly CacheKey K = CacheKey.Compute([9, 9]);
+
+    [Fact]
+    public void AReadOnlyTierInFront_IsOfferedNoCopyAfterItsFirstRefusal_ByLookupsOrAdds()
+    {
+        var shipped = new RefusingTier();
+        using var slow = new FileCache.Memory.MemoryCodeCache();
+        slow.Add(K, new MemoryStream([1, 2, 3]));
+        var tiered = new FileCache.Tiering.TieredCodeCache([shipped, slow]);
+
+        for (int i = 0; i < 5; i++)
+        {
+            Assert.True(tiered.TryGetEntry(K, CacheLookupScope.All, out var entry));
+            entry.Dispose();
+        }
+
+        Assert.Equal(1, shipped.Adds); // refused once; then known to be read-only
+        tiered.Add(CacheKey.Compute([7]), new MemoryStream([7]));
+        Assert.Equal(1, shipped.Adds);
+        Assert.True(slow.TryGet(CacheKey.Compute([7]), out var added)); // the writable tier still takes writes
+        added.Dispose();
+    }
+
+    private sealed class RefusingTier : IWasmCodeCache
+    {
+        public int Adds { get; private set; }
+
+        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content)
+        {
+            content = null;
+            return false;
+        }
+
+        public void Add(CacheKey key, Stream content)
+        {
+            Adds++;
+            throw new ReadOnlyWasmCodeCacheException($"Cannot add key {key}: read-only.");
+        }
+
+        public void Delete(CacheKey key) => throw new ReadOnlyWasmCodeCacheException($"Cannot delete key {key}: read-only.");
+
+        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => ValueTask.FromResult<Stream?>(null);
+
+        public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+        {
+            Add(key, content);
+            return ValueTask.CompletedTask;
+        }
+
+        public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
+        {
+            Delete(key);
+            return ValueTask.CompletedTask;
+        }
+    }
+}

@@ -21,6 +21,10 @@ namespace FileCache.Tiering;
 public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IDisposable, IAsyncDisposable
 {
     private readonly IWasmCodeCache[] _tiers;
+
+    // Tiers that refused a write as read-only (code shipped with the app): learned from their first
+    // refusal and never offered a copy again, so a hit below them is not read only to be refused.
+    private readonly bool[] _readOnly;
     private readonly bool _ownsTiers;
     private readonly ILogger _logger;
     private readonly WasmCodeCacheMetrics _metrics;
@@ -34,6 +38,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     {
         ArgumentNullException.ThrowIfNull(tiers);
         _tiers = [.. tiers];
+        _readOnly = new bool[_tiers.Length];
         if (_tiers.Length == 0)
         {
             throw new ArgumentException("A tiered cache needs at least one tier.", nameof(tiers));
@@ -152,9 +157,9 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
-                if (i > 0)
+                if (WritableAbove(i))
                 {
-                    Promote(i, key, found.ReadBytes()); // a file hit is read once, and only when there are faster tiers
+                    Promote(i, key, found.ReadBytes()); // a file hit is read once, and only when a faster tier takes it
                 }
 
                 _metrics.Hit(found.Length);
@@ -185,7 +190,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
                     continue;
                 }
 
-                if (i > 0)
+                if (WritableAbove(i))
                 {
                     await PromoteAsync(i, key, found.ReadBytes(), cancellationToken).ConfigureAwait(false);
                 }
@@ -301,6 +306,11 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
         List<Exception>? failures = null;
         for (int i = 0; i < _tiers.Length; i++)
         {
+            if (Volatile.Read(ref _readOnly[i]))
+            {
+                continue;
+            }
+
             try
             {
                 source.Position = start;
@@ -328,6 +338,11 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
         List<Exception>? failures = null;
         for (int i = 0; i < _tiers.Length; i++)
         {
+            if (Volatile.Read(ref _readOnly[i]))
+            {
+                continue;
+            }
+
             try
             {
                 source.Position = start;
@@ -455,11 +470,30 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
             ? new(segment.Array!, segment.Offset, segment.Count, writable: false, publiclyVisible: false)
             : ReadOnly(bytes.ToArray());
 
+    /// <summary>Whether a tier faster than <paramref name="found"/> may take a copy (is not known to be read-only).</summary>
+    private bool WritableAbove(int found)
+    {
+        for (int j = 0; j < found; j++)
+        {
+            if (!Volatile.Read(ref _readOnly[j]))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Copies a hit from tier <paramref name="found"/> into every faster tier; a tier that fails is logged and skipped.</summary>
     private void Promote(int found, CacheKey key, ReadOnlyMemory<byte> bytes)
     {
         for (int j = 0; j < found; j++)
         {
+            if (Volatile.Read(ref _readOnly[j]))
+            {
+                continue;
+            }
+
             try
             {
                 _tiers[j].Add(key, ReadOnly(bytes));
@@ -475,6 +509,11 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     {
         for (int j = 0; j < found; j++)
         {
+            if (Volatile.Read(ref _readOnly[j]))
+            {
+                continue;
+            }
+
             try
             {
                 await _tiers[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
@@ -502,6 +541,7 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     {
         if (e is ReadOnlyWasmCodeCacheException)
         {
+            Volatile.Write(ref _readOnly[tier], true); // not offered a copy again
             return; // a read-only tier (code shipped with the app) takes no writes: not a failure
         }
 
