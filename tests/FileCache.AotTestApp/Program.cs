@@ -21,7 +21,8 @@ try
 {
     var builder = Host.CreateApplicationBuilder();
     builder.Logging.SetMinimumLevel(LogLevel.Warning);
-    builder.Services.AddWasmCodeCache(c => c.UseMemory(o => o.SizeLimit = 1 << 20).UseDisk(o => o.Directory = dir).AddWasmtime());
+    // Disk first: AddWasmtime refuses a memory tier in front of the disk tier (it would make loads slower).
+    builder.Services.AddWasmCodeCache(c => c.UseDisk(o => o.Directory = dir).UseMemory(o => o.SizeLimit = 1 << 20).AddWasmtime());
     builder.Services.AddKeyedWasmCodeCache("second", c => c.UseMemory());
     builder.Services.AddDistributedMemoryCache();
     builder.Services.AddKeyedWasmCodeCache("fleet", c => c.UseDistributed(o => o.AuthenticationKey = new byte[32]));
@@ -29,14 +30,14 @@ try
     await host.StartAsync(); // source-generated options validation
 
     var cache = host.Services.GetRequiredService<IWasmCodeCache>();
-    Check(cache is TieredCodeCache { Tiers.Count: 2 }, "DI builds memory + disk tiers");
+    Check(cache is TieredCodeCache { Tiers.Count: 2 }, "DI builds disk + memory tiers");
     var key = CacheKey.Compute("aot"u8);
     Check(CacheKey.Parse(key.ToString()) == key, "CacheKey formats and parses");
     cache.Add(key, new MemoryStream([1, 2, 3]));
     Check(cache.TryGet(key, out var hit) && hit.Length == 3, "add then get");
     hit?.Dispose();
     Check(await cache.GetAsync(key) is { Length: 3 }, "async get");
-    var disk = (DiskCodeCache)((TieredCodeCache)cache).Tiers[1];
+    var disk = (DiskCodeCache)((TieredCodeCache)cache).Tiers[0];
     Check(disk.TryGetFile(key, out var file) && file.PayloadLength == 3, "disk pins a verified file");
     file?.Dispose();
     cache.Delete(key);

@@ -59,7 +59,6 @@ var wasm = File.ReadAllBytes(args[3]);
 var services = new ServiceCollection();
 services.AddStackExchangeRedisCache(o => o.Configuration = redis);
 services.AddWasmCodeCache(c => c
-    .UseMemory()
     .UseDisk(disk)
     .UseDistributed(o => { o.AuthenticationKey = Enumerable.Range(1, 32).Select(i => (byte)i).ToArray(); o.KeyPrefix = prefix; })
     .AddWasmtime());
@@ -68,7 +67,7 @@ var loader = provider.GetRequiredService<WasmtimeModuleCache>();
 var settings = new WasmtimeEngineSettings();
 using var engine = settings.CreateEngine();
 using var loaded = loader.Load(engine, settings, "fleet", wasm);
-var diskTier = (DiskCodeCache)((TieredCodeCache)provider.GetRequiredService<IWasmCodeCache>()).Tiers[1];
+var diskTier = (DiskCodeCache)((TieredCodeCache)provider.GetRequiredService<IWasmCodeCache>()).Tiers[0];
 Console.WriteLine($"origin={loaded.Origin}");
 Console.WriteLine($"disk-holds-entry={File.Exists(diskTier.GetPath(loaded.Key))}");
 return 0;

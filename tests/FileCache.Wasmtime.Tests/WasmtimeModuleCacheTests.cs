@@ -374,7 +374,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
     public void AddWasmtime_RegistersTheLoaderOverTheCache()
     {
         var services = new ServiceCollection();
-        services.AddWasmCodeCache(c => c.UseMemory().UseDisk(_dir).AddWasmtime());
+        services.AddWasmCodeCache(c => c.UseDisk(_dir).AddWasmtime());
         var provider = Own(services.BuildServiceProvider());
         var loader = provider.GetRequiredService<WasmtimeModuleCache>();
         var settings = new WasmtimeEngineSettings();
@@ -382,6 +382,24 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         loader.Load(engine, settings, "m", Wasm()).Dispose();
         using var hit = loader.Load(engine, settings, "m", Wasm());
         Assert.True(hit.IsHit);
+    }
+
+    [Fact]
+    public void AddWasmtime_RefusesAMemoryTierInFrontOfTheDiskTier_AtStart_SayingWhy()
+    {
+        // A memory hit is bytes Wasmtime must deserialize (14 ms for esbuild.wasm); the disk tier's is a
+        // verified file it maps (0.3 ms): the composition would make every fresh-engine load slower.
+        var services = new ServiceCollection();
+        services.AddWasmCodeCache(c => c.UseMemory().UseDisk(_dir).AddWasmtime());
+        var provider = Own(services.BuildServiceProvider());
+        var e = Assert.Throws<Microsoft.Extensions.Options.OptionsValidationException>(() => provider.GetRequiredService<Microsoft.Extensions.Options.IStartupValidator>().Validate());
+        Assert.Contains("UseMemory() in front of UseDisk()", e.Message);
+        Assert.Contains("Remove UseMemory()", e.Message);
+
+        // Memory alone, or in front of a tier that holds no files, is not refused.
+        var fine = new ServiceCollection();
+        fine.AddWasmCodeCache(c => c.UseMemory().AddWasmtime());
+        Own(fine.BuildServiceProvider()).GetRequiredService<Microsoft.Extensions.Options.IStartupValidator>().Validate();
     }
 
     /// <summary>A cache whose second TryGet blocks until released.</summary>
