@@ -12,6 +12,12 @@ namespace FileCache.Distributed;
 /// <remarks>
 /// Hand-written: the runtime offers no public API to tell the pool a thread is blocked
 /// (<c>Task.Wait</c> does so internally, with injection delays that are the stall itself).
+/// Measured on 2 cores (FleetWorker <c>concurrency</c>, synchronous callers on pool threads, real
+/// redis-server, 4 s): with the guard 8/32/64 callers ran 7,123/10,570/12,316 operations a second;
+/// without it every caller count stalled (7 operations in 4 s), also with StackExchange.Redis on a
+/// dedicated <c>SocketManager</c>; blocking on the asynchronous store API instead (which the runtime's
+/// blocking compensation sees) kept 8 callers at 5,245 a second but stalled 32. Issue 19's redesign
+/// removes the need (asynchronous network tiers, one documented blocking point).
 /// </remarks>
 internal static class ThreadPoolGuard
 {
