@@ -60,18 +60,7 @@ switch (mode)
                         cache.Delete(key);
                         break;
                     default:
-                        if (cache.TryGet(key, out var s))
-                        {
-                            Interlocked.Increment(ref hits);
-                            using var m = new MemoryStream();
-                            s.CopyTo(m);
-                            s.Dispose();
-                            if (TestPayload.Check(m.ToArray(), keyId) is { } problem)
-                            {
-                                Console.Error.WriteLine(problem);
-                                Interlocked.Increment(ref problems);
-                            }
-                        }
+                        Torture.CheckedGet(cache, keyId, ref hits, ref problems);
 
                         break;
                 }

@@ -144,12 +144,32 @@ internal static class Torture
         return clean ? 0 : 1;
     }
 
+    /// <summary>A lookup whose hit, if any, is checked byte for byte; counts hits and bad ones.</summary>
+    public static void CheckedGet(DiskCodeCache cache, int keyId, ref int hits, ref int problems)
+    {
+        if (!cache.TryGet(TestKeys.Key(keyId), out var s))
+        {
+            return;
+        }
+
+        Interlocked.Increment(ref hits);
+        using var m = new MemoryStream();
+        s.CopyTo(m);
+        s.Dispose();
+        if (TestPayload.Check(m.ToArray(), keyId) is { } problem)
+        {
+            Console.Error.WriteLine(problem);
+            Interlocked.Increment(ref problems);
+        }
+    }
+
     /// <summary>One caller process of <see cref="Evict"/>: random Add (60 %) and TryGet over 64 keys, every hit checked.</summary>
     public static int EvictHammer(string dir, int threads, int millis, long maxSize)
     {
         var until = DateTime.UtcNow.AddMilliseconds(millis);
         var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = maxSize, Durability = DiskDurability.None });
-        long problems = 0, hits = 0, ops = 0;
+        int problems = 0, hits = 0;
+        long ops = 0;
         var tasks = Enumerable.Range(0, threads).Select(t => Task.Run(() =>
         {
             var random = new Random((Environment.ProcessId * 31) + t);
@@ -162,17 +182,9 @@ internal static class Torture
                 {
                     cache.Add(key, new MemoryStream(TestPayload.Create(keyId, Environment.ProcessId, (256 << 10) + random.Next(512 << 10))));
                 }
-                else if (cache.TryGet(key, out var s))
+                else
                 {
-                    Interlocked.Increment(ref hits);
-                    using var m = new MemoryStream();
-                    s.CopyTo(m);
-                    s.Dispose();
-                    if (TestPayload.Check(m.ToArray(), keyId) is { } problem)
-                    {
-                        Console.Error.WriteLine(problem);
-                        Interlocked.Increment(ref problems);
-                    }
+                    CheckedGet(cache, keyId, ref hits, ref problems);
                 }
             }
         })).ToArray();
