@@ -28,6 +28,8 @@ public class EmbeddedModuleBenchmarks
     private string _wasmtimeCacheConfig = "";
     private WasmtimeModuleCache _loader = null!;
     private WasmtimeModuleCache _everyRead = null!;
+    private WasmDigest _digest = null!;
+    private Engine _sameEngine = null!;
 
     [GlobalSetup]
     public void Setup()
@@ -46,6 +48,9 @@ public class EmbeddedModuleBenchmarks
             _serialized = first.Module.Serialize();
         }
 
+        _digest = WasmDigest.Compute(_wasm); // computed once, as a host keeps it beside the file
+        _sameEngine = _settings.CreateEngine();
+        _loader.Load(_sameEngine, _settings, _module).Dispose(); // now a live module on this engine
         _plain = Path.Join(_dir, "plain.cwasm");
         File.WriteAllBytes(_plain, _serialized);
         _wasmtimeCacheConfig = Path.Join(_dir, "wasmtime-cache.toml");
@@ -57,7 +62,11 @@ public class EmbeddedModuleBenchmarks
     }
 
     [GlobalCleanup]
-    public void Cleanup() => Directory.Delete(_dir, recursive: true);
+    public void Cleanup()
+    {
+        _sameEngine.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
 
     /// <summary>The floor: the entry's checksum on all cores and a raw DeserializeFile of a plain file.</summary>
     [Benchmark(Baseline = true)]
@@ -93,6 +102,31 @@ public class EmbeddedModuleBenchmarks
         using var engine = _settings.CreateEngine();
         using var loaded = _everyRead.Load(engine, _settings, _module);
         ExpectMapped(loaded);
+    }
+
+    /// <summary>A module known at run time with its digest computed once before: the key hashes nothing.</summary>
+    [Benchmark]
+    public void DigestedBytesHit()
+    {
+        using var engine = _settings.CreateEngine();
+        using var loaded = _loader.Load(engine, _settings, "esbuild.wasm", _wasm, _digest);
+        ExpectMapped(loaded);
+    }
+
+    /// <summary>A reload on the same engine of an embedded module: the live module.</summary>
+    [Benchmark]
+    public ModuleOrigin SameEngineReload_Embedded()
+    {
+        using var loaded = _loader.Load(_sameEngine, _settings, _module);
+        return loaded.Origin == ModuleOrigin.LiveModule ? loaded.Origin : throw new InvalidOperationException($"expected the live module, got {loaded.Origin}");
+    }
+
+    /// <summary>A reload on the same engine of a module with its digest: the live module.</summary>
+    [Benchmark]
+    public ModuleOrigin SameEngineReload_Digested()
+    {
+        using var loaded = _loader.Load(_sameEngine, _settings, "esbuild.wasm", _wasm, _digest);
+        return loaded.Origin == ModuleOrigin.LiveModule ? loaded.Origin : throw new InvalidOperationException($"expected the live module, got {loaded.Origin}");
     }
 
     /// <summary>The same hit from the bytes: the key hashes the 13 MB module first.</summary>

@@ -94,6 +94,49 @@ public sealed partial class WasmtimeModuleCache
     }
 
     /// <summary>
+    /// Loads a module known only at run time whose digest was computed once before
+    /// (<see cref="WasmDigest.Compute"/>, kept beside the file: <see cref="WasmDigest.ChunkDigests"/> as
+    /// hex, read back with <see cref="WasmDigest.FromHex"/>), so the key hashes nothing and a reload on the
+    /// same engine is a dictionary lookup. A digest that does not match the bytes is caught before a
+    /// compile (counted in <c>filecache.wasmtime.stale_digests</c>): the module is then filed under the key
+    /// of its bytes, never under another module's.
+    /// </summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="name">The module's name.</param>
+    /// <param name="wasm">The module's WebAssembly bytes.</param>
+    /// <param name="digest">The bytes' digest, computed before.</param>
+    /// <param name="validate">Validate the bytes before compiling them.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <returns>The module and where it came from.</returns>
+    /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
+    public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, WasmDigest digest, bool validate = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(digest);
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken);
+        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
+    }
+
+    /// <summary>As <see cref="Load(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, WasmDigest, bool, CancellationToken)"/>, without blocking while another caller compiles it.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="name">The module's name.</param>
+    /// <param name="wasm">The module's WebAssembly bytes.</param>
+    /// <param name="digest">The bytes' digest, computed before.</param>
+    /// <param name="validate">Validate the bytes before compiling them.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <returns>The module and where it came from.</returns>
+    /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
+    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest digest, bool validate = false, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(digest);
+        long start = Stopwatch.GetTimestamp();
+        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken).ConfigureAwait(false);
+        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
+    }
+
+    /// <summary>
     /// Loads a component (the component model: the engine needs <see cref="WasmtimeEngineSettings.ComponentModel"/>),
     /// from the cache when possible. Components share the tiers, live cache and single flight with
     /// modules under keys of their own domain.
@@ -636,7 +679,7 @@ public sealed partial class WasmtimeModuleCache
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Mapping the cache entry {Key} failed ({Reason}); trying its bytes")]
     private static partial void LogMappedFailed(ILogger logger, CacheKey key, string reason);
 
-    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The embedded module '{Name}' does not match the digest it was built with (key {Key}): the build is stale. Loading it under the key of its bytes; rebuild the app")]
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The module '{Name}' does not match the digest it was given (key {Key}): a stale build or a stale stored digest. Loading it under the key of its bytes; rebuild the app or compute the digest again")]
     private static partial void LogStaleDigest(ILogger logger, string name, CacheKey key);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "The code cache failed to {Operation} key {Key}; continuing without it")]

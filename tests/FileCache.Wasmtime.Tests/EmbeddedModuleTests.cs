@@ -55,6 +55,45 @@ public sealed class EmbeddedModuleTests : IDisposable
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
+    public async Task AModuleFromDisk_WithADigestKeptBesideIt_LoadsUnderTheKeyOfItsBytes_CompiledThenLiveThenMapped(bool async)
+    {
+        // A plugin host digests a module once and keeps the digest next to the file, as hex.
+        byte[] wasm = WasmModules.Answer.Bytes.ToArray();
+        string stored = Convert.ToHexString(WasmDigest.Compute(wasm).ChunkDigests);
+        var digest = WasmDigest.FromHex(wasm.Length, stored);
+
+        using var disk = new DiskCodeCache(_dir);
+        var loader = new WasmtimeModuleCache(disk);
+        async Task<LoadedModule> Load(global::Wasmtime.Engine engine)
+            => async ? await loader.LoadAsync(engine, _settings, "plugin", wasm, digest) : loader.Load(engine, _settings, "plugin", wasm, digest);
+
+        using (var engine = _settings.CreateEngine())
+        {
+            using var first = await Load(engine);
+            Assert.Equal(ModuleOrigin.Compiled, first.Origin);
+            Assert.Equal(_settings.DeriveKey(wasm), first.Key);
+            using var again = await Load(engine);
+            Assert.Equal(ModuleOrigin.LiveModule, again.Origin);
+        }
+
+        using var fresh = _settings.CreateEngine();
+        using var mapped = await Load(fresh);
+        Assert.Equal(ModuleOrigin.MappedFile, mapped.Origin);
+
+        // A digest of other bytes (a stale one kept beside a replaced file) files nothing under its key.
+        var previous = (byte[])wasm.Clone();
+        previous[^1] ^= 1;
+        using var other = new DiskCodeCache(Path.Join(_dir, "other"));
+        var otherLoader = new WasmtimeModuleCache(other);
+        using var wrong = otherLoader.Load(fresh, _settings, "plugin", wasm, WasmDigest.Compute(previous));
+        Assert.Equal(ModuleOrigin.Compiled, wrong.Origin);
+        Assert.Equal(_settings.DeriveKey(wasm), wrong.Key);
+        Assert.DoesNotContain(other.EnumerateEntries(), e => e.Key == _settings.DeriveKey(WasmDigest.Compute(previous)));
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
     public async Task AStaleDigest_NeverFilesTheBytesCodeUnderAnotherModulesKey(bool async)
     {
         // A build that kept a previous module's digest (same length, other bytes): before compiling,
