@@ -17,6 +17,7 @@ public class LiveModuleBenchmarks
     private byte[] _wasm = [];
     private Engine _engine = null!;
     private WasmtimeModuleCache _loader = null!;
+    private WasmDigest _digest = null!;
     private readonly WasmtimeEngineSettings _settings = new();
 
     [Params("tiny (127 B)", "sql-wasm.wasm")]
@@ -32,6 +33,7 @@ public class LiveModuleBenchmarks
         _loader = new WasmtimeModuleCache(new DiskCodeCache(_dir));
         _engine = _settings.CreateEngine();
         _loader.Load(_engine, _settings, "m", _wasm).Dispose();
+        _digest = WasmDigest.Compute(_wasm);
     }
 
     [GlobalCleanup]
@@ -53,4 +55,19 @@ public class LiveModuleBenchmarks
             throw new InvalidOperationException($"expected a live module, got {loaded.Origin}");
         }
     }
+
+    /// <summary>The same reload with the module's digest computed once before (issue 20): the key hashes no module byte.</summary>
+    [Benchmark]
+    public void LiveModuleHit_Digested()
+    {
+        using var loaded = _loader.Load(_engine, _settings, "m", _wasm, _digest);
+        if (loaded.Origin != ModuleOrigin.LiveModule)
+        {
+            throw new InvalidOperationException($"expected a live module, got {loaded.Origin}");
+        }
+    }
+
+    /// <summary>What the digested reload costs besides the lookup: deriving the key from the digest.</summary>
+    [Benchmark]
+    public CacheKey DeriveKeyFromDigest() => _settings.DeriveKey(_digest);
 }
