@@ -111,7 +111,7 @@ public sealed partial class DiskCodeCache
 
     private void DeleteRecord(CacheKey key)
     {
-        if (_options.Verification == DiskVerification.OncePerChange && UnixFile.IsSupported)
+        if (UsesRecords) // only a cache that writes records can have one to remove
         {
             try
             {

@@ -88,18 +88,34 @@ public sealed partial class DiskCodeCache
     /// <returns><see langword="false"/> when the directory does not exist (any more).</returns>
     private bool EnsureSameDirectory()
     {
-        if (!EnsureTrustedDirectory())
-        {
-            return false;
-        }
+        using var directory = OpenSameDirectory(out bool exists);
+        return exists;
+    }
 
-        if (!UnixFile.IsSupported || (UnixFile.StatFollow(Directory) is { } now && now.SameFileAs(_checkedDirectory)))
+    /// <summary>
+    /// <see cref="EnsureSameDirectory"/>, keeping the directory's handle open for the caller (to flush
+    /// it after a rename): <see langword="null"/> where the platform has no handle checks.
+    /// </summary>
+    private SafeFileHandle? OpenSameDirectory(out bool exists)
+    {
+        for (int check = 0; ; check++)
         {
-            return true;
-        }
+            exists = EnsureTrustedDirectory();
+            if (!exists || !UnixFile.IsSupported)
+            {
+                return null;
+            }
 
-        Volatile.Write(ref _trust, TrustUnchecked);
-        return EnsureTrustedDirectory();
+            // A second time round, the verdict was just made for what is there now.
+            var directory = UnixFile.OpenDirectoryIfExists(Directory);
+            if (check > 0 || (directory is not null && UnixFile.Stat(directory).SameFileAs(_checkedDirectory)))
+            {
+                return directory;
+            }
+
+            directory?.Dispose();
+            Volatile.Write(ref _trust, TrustUnchecked);
+        }
     }
 
     /// <summary>
@@ -208,11 +224,6 @@ public sealed partial class DiskCodeCache
     private void OnRejected(CacheKey key, string path, FileIdentity? checkedFile, FrameStatus status)
     {
         t_lastRejection = status.ToString();
-        if (!_options.ReadOnly)
-        {
-            DeleteRecord(key);
-        }
-
         _metrics.Corrupt(status.ToString());
         _metrics.Miss();
         LogCorruptEntry(_logger, key, path, status.ToString());
@@ -234,6 +245,7 @@ public sealed partial class DiskCodeCache
                 return;
             }
 
+            DeleteRecord(key); // whatever happens to the file, a record of it is stale
             var now = UnixFile.LStat(path);
             bool same = now is { } n && n.Kind != FileKind.Directory
                 && (checkedFile is { } c ? n.SameFileAs(c) : n.Kind == FileKind.SymbolicLink);

@@ -137,15 +137,16 @@ public sealed partial class DiskCodeCache
     /// </summary>
     private void Publish(string temp, CacheKey key)
     {
-        if (!EnsureSameDirectory())
+        using var directory = OpenSameDirectory(out bool exists);
+        if (!exists)
         {
             throw new DirectoryNotFoundException($"Cannot add key {key}: the cache directory '{Directory}' was removed while the entry was written.");
         }
 
         File.Move(temp, GetPath(key), overwrite: true);
-        if (_options.Durability == DiskDurability.Flush)
+        if (_options.Durability == DiskDurability.Flush && directory is not null)
         {
-            FlushDirectory(Directory);
+            UnixFile.FlushDirectory(directory, Directory); // the checked directory's handle, opened before the rename
         }
     }
 
@@ -164,15 +165,6 @@ public sealed partial class DiskCodeCache
         if (!UnixFile.IsSupported)
         {
             Publish(temp, key);
-        }
-    }
-
-    private static void FlushDirectory(string directory)
-    {
-        if (UnixFile.IsSupported)
-        {
-            using var handle = UnixFile.OpenDirectory(directory);
-            UnixFile.FlushDirectory(handle, directory);
         }
     }
 
@@ -264,13 +256,13 @@ public sealed partial class DiskCodeCache
     {
         var missing = new Stack<string>();
         string existing = Directory;
-        while (UnixFile.StatFollow(existing) is null)
+        SafeFileHandle? parent;
+        while ((parent = UnixFile.OpenDirectoryIfExists(existing)) is null)
         {
             missing.Push(Path.GetFileName(existing));
             existing = Path.GetDirectoryName(existing) ?? throw new IOException($"Could not create the cache directory '{Directory}': no level of its path exists.");
         }
 
-        var parent = UnixFile.OpenDirectory(existing);
         try
         {
             string path = existing;

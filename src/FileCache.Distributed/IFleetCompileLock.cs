@@ -43,8 +43,7 @@ public sealed class RedisFleetCompileLock(IConnectionMultiplexer redis) : IFleet
         // Every real holder sets an expiry. A lock key without one was set by someone else with write
         // access to the store, and would be obeyed for ever: remove it (only if it still has no expiry)
         // and try once more.
-        if (await database.KeyTimeToLiveAsync(resource).ConfigureAwait(false) is null
-            && (int)await database.ScriptEvaluateAsync(RemoveIfNoExpiry, [resource]).ConfigureAwait(false) == 1
+        if ((int)await database.ScriptEvaluateAsync(RemoveIfNoExpiry, [resource]).ConfigureAwait(false) == 1
             && await database.LockTakeAsync(resource, token, expiry).ConfigureAwait(false))
         {
             return new Held(database, resource, token);

@@ -50,7 +50,7 @@ public sealed partial class WasmtimeModuleCache
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         var meter = Diagnostics.WasmCodeCacheMetrics.GetMeter(meterFactory);
         _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules and components loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile) and filecache.artifact (module, component).");
-        _staleDigests = meter.CreateCounter<long>("filecache.wasmtime.stale_digests", "{module}", "Embedded modules whose bytes did not match their build-time digest when they were compiled: loaded under the key of their bytes instead (a stale build).");
+        _staleDigests = meter.CreateCounter<long>("filecache.wasmtime.stale_digests", "{module}", "Modules whose bytes did not match the digest they were loaded with (a stale build's, or a stale stored one) when they were compiled: loaded under the key of their bytes instead.");
         _loadDuration = meter.CreateHistogram(
             "filecache.wasmtime.load.duration",
             "s",

@@ -184,7 +184,8 @@ internal static class Commands
                         ? loader.LoadComponent(engine, settings, file.Name, wasm)
                         : loader.Load(engine, settings, file.Name, wasm, validate: true);
                     results.Add(new WarmResult(file.FullName, loaded.Origin.ToString(), loaded.Key.ToString(), watch.Elapsed.TotalMilliseconds, null));
-                    written += cache.EnumerateEntries().FirstOrDefault(e => e.Key == loaded.Key)?.FileLength ?? 0;
+                    var entry = new FileInfo(cache.GetPath(loaded.Key));
+                    written += entry.Exists ? entry.Length : 0;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or global::Wasmtime.WasmtimeException)
                 {

@@ -176,14 +176,9 @@ public ref struct CacheKeyBuilder
     /// <param name="assembly">The assembly, for example <c>typeof(Wasmtime.Engine).Assembly</c>.</param>
     public readonly void AppendAssemblyVersion(System.Reflection.Assembly assembly)
     {
-        ArgumentNullException.ThrowIfNull(assembly);
-        var (name, version) = AssemblyVersions.GetOrAdd(assembly, static a =>
-        {
-            var identity = a.GetName();
-            return (identity.Name ?? "", identity.Version?.ToString() ?? "");
-        });
-        Append(name);
-        Append(version);
+        var version = VersionOf(assembly);
+        Append(version.Name);
+        Append(version.Full);
     }
 
     /// <summary>
@@ -194,21 +189,32 @@ public ref struct CacheKeyBuilder
     /// <param name="assembly">The assembly.</param>
     public readonly void AppendAssemblyMajorVersion(System.Reflection.Assembly assembly)
     {
-        ArgumentNullException.ThrowIfNull(assembly);
-        var identity = AssemblyIdentities.GetOrAdd(assembly, static a => a.GetName());
-        AppendMajorVersion(identity.Name ?? "", identity.Version);
+        var version = VersionOf(assembly);
+        Append(version.Name);
+        Append(version.Major);
     }
 
     /// <summary>The encoding of <see cref="AppendAssemblyMajorVersion"/>, for a given version (tests simulate releases with it).</summary>
     internal readonly void AppendMajorVersion(string name, Version? version)
     {
         Append(name);
-        Append(version is null ? "" : version.Major.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Append(MajorText(version));
     }
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, System.Reflection.AssemblyName> AssemblyIdentities = new();
+    /// <summary>An assembly's name, version and major version as key text, read once per assembly (keys are derived on every load).</summary>
+    private static (string Name, string Full, string Major) VersionOf(System.Reflection.Assembly assembly)
+    {
+        ArgumentNullException.ThrowIfNull(assembly);
+        return AssemblyVersions.GetOrAdd(assembly, static a =>
+        {
+            var identity = a.GetName();
+            return (identity.Name ?? "", identity.Version?.ToString() ?? "", MajorText(identity.Version));
+        });
+    }
 
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, (string Name, string Version)> AssemblyVersions = new();
+    private static string MajorText(Version? version) => version is null ? "" : version.Major.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<System.Reflection.Assembly, (string Name, string Full, string Major)> AssemblyVersions = new();
 
     /// <summary>Appends a presence byte: 1 when a nullable value or reference follows, 0 when absent.</summary>
     /// <param name="present">Whether a value follows.</param>

@@ -85,7 +85,7 @@ internal static class DirectoryTrust
 
                 if (!Trusted(file.Owner, me) || currentChangeable)
                 {
-                    return new(DirectoryVerdictKind.Refused, $"The path of the cache directory '{directory}' goes through the symbolic link '{next}', owned by uid {file.Owner} in '{current}' (owned by uid {(UnixFile.LStat(current) is { } c ? c.Owner : 0)} with mode {(UnixFile.LStat(current) is { } m ? m.ModeText : "?")}), which others could have placed or replaced", default);
+                    return new(DirectoryVerdictKind.Refused, $"The path of the cache directory '{directory}' goes through the symbolic link '{next}', owned by uid {file.Owner} in '{current}' (owned by uid {last.Owner} with mode {last.ModeText}), which others could have placed or replaced", default);
                 }
 
                 string target = new FileInfo(next).LinkTarget ?? throw new IOException($"Could not read the symbolic link '{next}'.");
@@ -93,6 +93,7 @@ internal static class DirectoryTrust
                 {
                     current = "/";
                     currentChangeable = Changeable(root, me);
+                    last = root;
                 }
 
                 Push(pending, target);

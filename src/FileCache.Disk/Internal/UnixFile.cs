@@ -185,14 +185,12 @@ internal static partial class UnixFile
         }
     }
 
-    /// <summary>Describes the file a name points at, following links (<c>stat</c>).</summary>
-    /// <returns><see langword="null"/> when it does not exist.</returns>
-    public static FileIdentity? StatFollow(string path)
+    /// <summary>Opens a directory like <see cref="OpenDirectory"/>, or <see langword="null"/> when no such name exists.</summary>
+    public static SafeFileHandle? OpenDirectoryIfExists(string path)
     {
         try
         {
-            using var handle = OpenDirectory(path);
-            return Stat(handle);
+            return OpenDirectory(path);
         }
         catch (FileNotFoundException)
         {
