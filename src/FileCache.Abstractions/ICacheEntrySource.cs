@@ -68,16 +68,7 @@ public static class CacheEntryExtensions
         }
 
         entry = null;
-        if (Skips(cache, scope) || !cache.TryGet(key, out var content))
-        {
-            return false;
-        }
-
-        using (content)
-        {
-            entry = CacheEntry.FromBytes(Bytes(content));
-            return true;
-        }
+        return !Skips(cache, scope) && ReadEntry(cache, key, out entry);
     }
 
     /// <summary>Looks an entry up once, asynchronously; see <see cref="TryGetEntry"/>.</summary>
@@ -94,7 +85,29 @@ public static class CacheEntryExtensions
             return await source.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false);
         }
 
-        if (Skips(cache, scope) || await cache.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } content)
+        return Skips(cache, scope) ? null : await ReadEntryAsync(cache, key, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>A hit through the stream contract, as bytes (for a store without a typed lookup).</summary>
+    internal static bool ReadEntry(IWasmCodeCache cache, CacheKey key, [NotNullWhen(true)] out CacheEntry? entry)
+    {
+        entry = null;
+        if (!cache.TryGet(key, out var content))
+        {
+            return false;
+        }
+
+        using (content)
+        {
+            entry = CacheEntry.FromBytes(Bytes(content));
+            return true;
+        }
+    }
+
+    /// <summary>A hit through the stream contract, read asynchronously.</summary>
+    internal static async ValueTask<CacheEntry?> ReadEntryAsync(IWasmCodeCache cache, CacheKey key, CancellationToken cancellationToken)
+    {
+        if (await cache.GetAsync(key, cancellationToken).ConfigureAwait(false) is not { } content)
         {
             return null;
         }

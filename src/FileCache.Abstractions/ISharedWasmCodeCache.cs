@@ -27,7 +27,7 @@ public static class LocalEntryExtensions
         switch (cache)
         {
             case TieredCodeCache tiered:
-                tiered.ForEachLocalTier(tier => tier.Delete(key), key, "delete");
+                tiered.DeleteLocal(key);
                 break;
             case ISharedWasmCodeCache:
                 break;
@@ -48,19 +48,7 @@ public static class LocalEntryExtensions
         switch (cache)
         {
             case TieredCodeCache tiered:
-                long start = content.CanSeek ? content.Position : 0;
-                tiered.ForEachLocalTier(
-                    tier =>
-                    {
-                        if (content.CanSeek)
-                        {
-                            content.Position = start;
-                        }
-
-                        tier.Add(key, content);
-                    },
-                    key,
-                    "add");
+                tiered.AddLocal(key, content);
                 break;
             case ISharedWasmCodeCache:
                 break;

@@ -79,6 +79,15 @@ internal sealed class LiveModules(long budget)
         return result;
     }
 
+    /// <summary>Adds <paramref name="count"/> leases to an entry someone already holds (for the callers that waited for its load).</summary>
+    public void Share(Entry entry, int count)
+    {
+        lock (_gate)
+        {
+            entry.Refs += count;
+        }
+    }
+
     /// <summary>Ends a lease; disposes the module when it was evicted and this was the last lease.</summary>
     public void Release(Entry entry)
     {

@@ -3,29 +3,38 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
+using FileCache.Wasmtime.Internal;
 using Wasmtime;
+using Wasmtime.Components;
+using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
 
 namespace FileCache.Wasmtime;
 
 /// <summary>
 /// Loads Wasmtime modules and components through an <see cref="IWasmCodeCache"/>: derive the key,
-/// look once through the typed lookup (<see cref="CacheEntryExtensions.TryGetEntry"/>: a verified file
-/// that Wasmtime memory-maps, or bytes), otherwise compile, serialize and add. An entry this engine cannot use is deleted and
-/// replaced. Inside a process a key is compiled at most once at a time: concurrent callers wait
-/// for that compile. A failing cache never fails a load.
+/// look once through the tiers' typed lookup (a verified file that Wasmtime memory-maps, or bytes),
+/// otherwise compile, serialize and add. An entry this engine cannot use is removed from this host's
+/// tiers and replaced. Inside a process one caller at a time loads a key (lookup, verification,
+/// deserialize or compile): concurrent callers on the same engine share its live module. A failing
+/// cache never fails a load.
 /// </summary>
+/// <remarks>
+/// Each load is written once (<c>WasmtimeModuleCache.Pipeline.cs</c>); the synchronous methods run the
+/// same code in a mode whose every step completes synchronously. <c>Internal/README.md</c> walks one load through it.
+/// </remarks>
 public sealed partial class WasmtimeModuleCache
 {
-    private readonly IWasmCodeCache _cache;
+    private readonly FileCache.Tiering.TieredCodeCache _tiers;
+    private readonly bool _offersLock;
     private readonly ILogger _logger;
     private readonly Counter<long> _loads;
     private readonly Counter<long> _staleDigests;
     private readonly Histogram<double> _loadDuration;
-    private readonly ConcurrentDictionary<CacheKey, Task<byte[]>> _compiling = new();
+    private readonly ConcurrentDictionary<CacheKey, Flight> _flights = new();
     private readonly LiveModules _live;
     private readonly TimeSpan _compileLockTimeout;
 
-    /// <summary>For tests: called when a caller starts waiting for another caller's compile of a key.</summary>
+    /// <summary>For tests: called when a caller starts waiting for another caller's load of a key.</summary>
     internal Action<CacheKey>? WaitingForCompile { get; set; }
 
     /// <summary>Creates the loader over a cache.</summary>
@@ -46,7 +55,9 @@ public sealed partial class WasmtimeModuleCache
         }
 
         _live = new LiveModules(budget);
-        _cache = cache;
+        // What the loader needs of the cache is read once, here: a lone backend becomes a set of one.
+        _tiers = cache as FileCache.Tiering.TieredCodeCache ?? new FileCache.Tiering.TieredCodeCache([cache]);
+        _offersLock = _tiers.Tiers.Any(static t => t is ICompileLockSource);
         _logger = (ILogger?)logger ?? NullLogger.Instance;
         var meter = Diagnostics.WasmCodeCacheMetrics.GetMeter(meterFactory);
         _loads = meter.CreateCounter<long>("filecache.wasmtime.loads", "{module}", "Modules and components loaded, tagged by filecache.origin (livemodule, mappedfile, cachehit, compiled, recompiled, sharedcompile) and filecache.artifact (module, component).");
@@ -73,7 +84,7 @@ public sealed partial class WasmtimeModuleCache
     public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken);
+        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -89,7 +100,7 @@ public sealed partial class WasmtimeModuleCache
     public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -114,7 +125,7 @@ public sealed partial class WasmtimeModuleCache
     {
         ArgumentNullException.ThrowIfNull(digest);
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken);
+        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -132,7 +143,7 @@ public sealed partial class WasmtimeModuleCache
     {
         ArgumentNullException.ThrowIfNull(digest);
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken).ConfigureAwait(false);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -151,7 +162,7 @@ public sealed partial class WasmtimeModuleCache
     public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken);
+        var (lease, origin) = RunBlocking(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken);
         return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
     }
 
@@ -166,7 +177,7 @@ public sealed partial class WasmtimeModuleCache
     public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadAsync(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadCore<Component, NonBlocking>(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken).ConfigureAwait(false);
         return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
     }
 
@@ -185,7 +196,7 @@ public sealed partial class WasmtimeModuleCache
     {
         long start = Stopwatch.GetTimestamp();
         ThrowIfKind(module, component: false);
-        var (lease, origin) = Load(ModuleKind.Instance, engine, settings, module.Name, module.Bytes.Span, module.Digest, validate: true, cancellationToken);
+        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -200,7 +211,7 @@ public sealed partial class WasmtimeModuleCache
     {
         long start = Stopwatch.GetTimestamp();
         ThrowIfKind(module, component: false);
-        var (lease, origin) = await LoadAsync(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
+        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
         return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
     }
 
@@ -215,7 +226,22 @@ public sealed partial class WasmtimeModuleCache
     {
         long start = Stopwatch.GetTimestamp();
         ThrowIfKind(module, component: true);
-        var (lease, origin) = Load(ComponentKind.Instance, engine, settings, module.Name, module.Bytes.Span, module.Digest, validate: true, cancellationToken);
+        var (lease, origin) = RunBlocking(ComponentKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken);
+        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
+    }
+
+    /// <summary>Loads a component embedded by a <c>&lt;WasmModule&gt;</c> item without blocking while another caller compiles it.</summary>
+    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
+    /// <param name="settings">The engine's settings as a key type.</param>
+    /// <param name="module">The embedded component.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <returns>The component and where it came from.</returns>
+    /// <exception cref="ArgumentException"><paramref name="module"/> is a core module.</exception>
+    public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
+    {
+        long start = Stopwatch.GetTimestamp();
+        ThrowIfKind(module, component: true);
+        var (lease, origin) = await LoadCore<Component, NonBlocking>(ComponentKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
         return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
     }
 
@@ -225,409 +251,6 @@ public sealed partial class WasmtimeModuleCache
         if (module.IsComponent != component)
         {
             throw new ArgumentException($"'{module.Name}' is a {(module.IsComponent ? "component: load it with LoadComponent" : "core module: load it with Load")}.", nameof(module));
-        }
-    }
-
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Load<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
-        where T : class, IDisposable
-    {
-        ArgumentNullException.ThrowIfNull(engine);
-        ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(name);
-        ThrowIfNotBound(engine, settings);
-        var key = kind.KeyOf(digest is null ? settings.DeriveKey(wasm) : settings.DeriveKey(digest));
-        if (_live.TryLease(engine, key) is { } live)
-        {
-            return Done(live, ModuleOrigin.LiveModule);
-        }
-
-        bool hadIncompatible = false;
-        if (TryLoadCached(kind, engine, name, key, CacheLookupScope.All, ref hadIncompatible) is { } hit)
-        {
-            return Done(engine, hit, key);
-        }
-
-        if (IsStale(digest, wasm, name, key))
-        {
-            return Load(kind, engine, settings, name, wasm, null, validate, cancellationToken);
-        }
-
-        // Claim the compile, or wait for the caller in this process that did.
-        var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        while (!_compiling.TryAdd(key, compiled.Task))
-        {
-            if (_compiling.TryGetValue(key, out var running))
-            {
-                WaitingForCompile?.Invoke(key);
-                var bytes = running.WaitAsync(cancellationToken).GetAwaiter().GetResult();
-                return Shared(kind, engine, name, key, bytes);
-            }
-        }
-
-        return Lead(kind, engine, name, key, wasm, validate, hadIncompatible, compiled, cancellationToken);
-    }
-
-    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadAsync<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
-        where T : class, IDisposable
-    {
-        ArgumentNullException.ThrowIfNull(engine);
-        ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(name);
-        ThrowIfNotBound(engine, settings);
-        cancellationToken.ThrowIfCancellationRequested();
-        var key = kind.KeyOf(digest is null ? settings.DeriveKey(wasm.Span) : settings.DeriveKey(digest));
-        if (_live.TryLease(engine, key) is { } live)
-        {
-            return Done(live, ModuleOrigin.LiveModule);
-        }
-
-        // The lookup is asynchronous to the store, so a network tier holds no thread while it waits.
-        var (hit, hadIncompatible) = await TryLoadCachedAsync(kind, engine, name, key, CacheLookupScope.All, cancellationToken).ConfigureAwait(false);
-        if (hit is { } found)
-        {
-            return Done(engine, found, key);
-        }
-
-        if (IsStale(digest, wasm.Span, name, key))
-        {
-            return await LoadAsync(kind, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
-        }
-
-        // Claim the compile, or wait for the caller that did without holding a thread.
-        var compiled = new TaskCompletionSource<byte[]>(TaskCreationOptions.RunContinuationsAsynchronously);
-        while (!_compiling.TryAdd(key, compiled.Task))
-        {
-            if (_compiling.TryGetValue(key, out var running))
-            {
-                WaitingForCompile?.Invoke(key);
-                var bytes = await running.WaitAsync(cancellationToken).ConfigureAwait(false);
-                return Shared(kind, engine, name, key, bytes);
-            }
-        }
-
-        // As the claimant: wait for another process's compile (the machine lock), then re-check the
-        // tiers another process can fill, all without holding a thread.
-        IDisposable? machineLock = null;
-        try
-        {
-            machineLock = await AcquireMachineLockAsync(key, cancellationToken).ConfigureAwait(false);
-            if (!hadIncompatible)
-            {
-                (hit, hadIncompatible) = await TryLoadCachedAsync(kind, engine, name, key, CacheLookupScope.SharedTiers, cancellationToken).ConfigureAwait(false);
-                if (hit is { } late)
-                {
-                    return LateHit(kind, engine, key, late, compiled);
-                }
-            }
-
-            // Compiling is CPU-bound work that Wasmtime does synchronously; keep it off the caller's thread.
-            var module = await Task.Run(() => kind.Compile(engine, name, wasm.Span, validate), CancellationToken.None).ConfigureAwait(false);
-            var serialized = kind.Serialize(module);
-            compiled.SetResult(serialized);
-            await StoreAsync(key, serialized, localOnly: hadIncompatible, cancellationToken).ConfigureAwait(false);
-            return Fresh(engine, key, module, serialized.Length, hadIncompatible);
-        }
-        catch (Exception e)
-        {
-            compiled.TrySetException(e);
-            throw;
-        }
-        finally
-        {
-            EndClaim(key, compiled, machineLock);
-        }
-    }
-
-    /// <summary>
-    /// Before compiling an embedded module under its build-time digest's key: do the bytes have that
-    /// digest? A stale build (a digest left from a previous module) must never file the new module's
-    /// code under the old module's key, where every correct app would find it. A mismatch is logged
-    /// and counted, and the load goes on under the key of the bytes. Costs one hash, only on a miss.
-    /// </summary>
-    private bool IsStale(WasmDigest? digest, ReadOnlySpan<byte> wasm, string name, CacheKey key)
-    {
-        if (digest is null || digest.Matches(wasm))
-        {
-            return false;
-        }
-
-        _staleDigests.Add(1);
-        LogStaleDigest(_logger, name, key);
-        return true;
-    }
-
-    /// <summary>As the caller that claimed <paramref name="key"/>: re-checks the shared tiers, compiles, stores, and hands the bytes to the waiters.</summary>
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Lead<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, ReadOnlySpan<byte> wasm, bool validate, bool hadIncompatible, TaskCompletionSource<byte[]> compiled, CancellationToken cancellationToken)
-        where T : class, IDisposable
-    {
-        IDisposable? machineLock = null;
-        try
-        {
-            // One compile per machine: processes sharing the disk tier take its lock for this key,
-            // and whoever waited finds the entry that the holder added.
-            machineLock = AcquireMachineLock(key, cancellationToken);
-
-            // Another process may have added it while this one looked, or waited: only the tiers it
-            // can reach are asked again (nothing else in this process compiles this key).
-            if (!hadIncompatible && TryLoadCached(kind, engine, name, key, CacheLookupScope.SharedTiers, ref hadIncompatible) is { } late)
-            {
-                return LateHit(kind, engine, key, late, compiled);
-            }
-
-            var module = kind.Compile(engine, name, wasm, validate);
-            var serialized = kind.Serialize(module);
-            compiled.SetResult(serialized);
-            Store(key, serialized, localOnly: hadIncompatible);
-            return Fresh(engine, key, module, serialized.Length, hadIncompatible);
-        }
-        catch (Exception e)
-        {
-            compiled.TrySetException(e);
-            throw;
-        }
-        finally
-        {
-            EndClaim(key, compiled, machineLock);
-        }
-    }
-
-    /// <summary>The entry arrived from another process while this one claimed the key: hand its bytes to the callers queued behind this one.</summary>
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) LateHit<T>(ArtifactKind<T> kind, Engine engine, CacheKey key, Loaded late, TaskCompletionSource<byte[]> compiled)
-        where T : class, IDisposable
-    {
-        compiled.SetResult(kind.Serialize((T)late.Artifact));
-        return Done(engine, late, key);
-    }
-
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Fresh(Engine engine, CacheKey key, IDisposable artifact, long size, bool hadIncompatible)
-        => Done(engine, new Loaded(artifact, hadIncompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, size), key);
-
-    /// <summary>Ends a claim: releases the machine lock and lets the next caller claim the key.</summary>
-    private void EndClaim(CacheKey key, TaskCompletionSource<byte[]> compiled, IDisposable? machineLock)
-    {
-        machineLock?.Dispose();
-        _compiling.TryRemove(new KeyValuePair<CacheKey, Task<byte[]>>(key, compiled.Task));
-    }
-
-    private Loaded? TryLoadCached<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, ref bool hadIncompatible)
-        where T : class, IDisposable
-    {
-        CacheEntry? entry;
-        try
-        {
-            if (!_cache.TryGetEntry(key, out entry, scope))
-            {
-                return null;
-            }
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            LogCacheFailed(_logger, "read", key, e);
-            return null;
-        }
-
-        using (entry)
-        {
-            return TryLoadEntry(kind, engine, name, key, entry, ref hadIncompatible);
-        }
-    }
-
-    private async ValueTask<(Loaded? Hit, bool HadIncompatible)> TryLoadCachedAsync<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken)
-        where T : class, IDisposable
-    {
-        CacheEntry? entry;
-        try
-        {
-            entry = await _cache.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            LogCacheFailed(_logger, "read", key, e);
-            return (null, false);
-        }
-
-        if (entry is null)
-        {
-            return (null, false);
-        }
-
-        using (entry)
-        {
-            bool hadIncompatible = false;
-            return (TryLoadEntry(kind, engine, name, key, entry, ref hadIncompatible), hadIncompatible);
-        }
-    }
-
-    /// <summary>Turns a hit into a module: maps a verified file, else deserializes the bytes; an entry this engine cannot use is removed from this host's tiers.</summary>
-    private Loaded? TryLoadEntry<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheEntry entry, ref bool hadIncompatible)
-        where T : class, IDisposable
-    {
-        ReadOnlyMemory<byte> bytes;
-        if (entry.File is { } file)
-        {
-            try
-            {
-                return new Loaded(kind.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength);
-            }
-            catch (WasmtimeException e)
-            {
-                // Mapping can fail for reasons of its own (no /proc, a descriptor limit): the verified
-                // bytes decide whether the entry itself is unusable.
-                LogMappedFailed(_logger, key, e.Message);
-            }
-
-            try
-            {
-                bytes = file.ReadPayload();
-            }
-            catch (Exception e) when (IsCacheFailure(e))
-            {
-                LogCacheFailed(_logger, "read", key, e);
-                return null;
-            }
-        }
-        else
-        {
-            bytes = entry.Bytes;
-        }
-
-        try
-        {
-            return new Loaded(kind.Deserialize(engine, name, bytes.Span), ModuleOrigin.CacheHit, bytes.Length);
-        }
-        catch (WasmtimeException e)
-        {
-            // Built by another Wasmtime or with other settings under this key: useless to this engine.
-            // Removed only where this host owns it: a shared (fleet) tier keeps it for hosts that can use it.
-            hadIncompatible = true;
-            LogIncompatible(_logger, key, e.Message);
-            try
-            {
-                _cache.DeleteLocal(key);
-            }
-            catch (Exception d) when (IsCacheFailure(d))
-            {
-                LogCacheFailed(_logger, "delete", key, d);
-            }
-
-            return null;
-        }
-    }
-
-    private IDisposable? AcquireMachineLock(CacheKey key, CancellationToken cancellationToken)
-    {
-        if (_compileLockTimeout <= TimeSpan.Zero)
-        {
-            return null;
-        }
-
-        try
-        {
-            if (_cache.TryAcquireCompileLock(key, _compileLockTimeout, cancellationToken, out var acquired) && acquired is null)
-            {
-                LogCompileLockTimedOut(_logger, key, _compileLockTimeout.TotalSeconds);
-            }
-
-            return acquired;
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            LogCacheFailed(_logger, "lock", key, e); // compiling without the lock only costs a duplicate compile
-            return null;
-        }
-    }
-
-    private async ValueTask<IDisposable?> AcquireMachineLockAsync(CacheKey key, CancellationToken cancellationToken)
-    {
-        if (_compileLockTimeout <= TimeSpan.Zero)
-        {
-            return null;
-        }
-
-        try
-        {
-            var (offered, acquired) = await _cache.TryAcquireCompileLockAsync(key, _compileLockTimeout, cancellationToken).ConfigureAwait(false);
-            if (offered && acquired is null)
-            {
-                LogCompileLockTimedOut(_logger, key, _compileLockTimeout.TotalSeconds);
-            }
-
-            return acquired;
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            LogCacheFailed(_logger, "lock", key, e);
-            return null;
-        }
-    }
-
-    private async ValueTask StoreAsync(CacheKey key, byte[] serialized, bool localOnly, CancellationToken cancellationToken)
-    {
-        if (localOnly)
-        {
-            Store(key, serialized, localOnly); // local tiers only: the recompile after an unusable entry
-            return;
-        }
-
-        try
-        {
-            using var content = new MemoryStream(serialized, writable: false);
-            await _cache.AddAsync(key, content, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            LogCacheFailed(_logger, "add", key, e);
-        }
-    }
-
-    /// <summary>
-    /// With <see cref="WasmtimeEngineSettings"/> the key must describe the engine's code, so the engine
-    /// must come from <see cref="WasmtimeEngineSettings.CreateEngine"/> with equal settings. (A custom
-    /// key type is the caller's promise.)
-    /// </summary>
-    private static void ThrowIfNotBound(Engine engine, IWasmCodeCacheKey settings)
-    {
-        if (settings is not WasmtimeEngineSettings wanted)
-        {
-            return;
-        }
-
-        var bound = WasmtimeEngineSettings.BoundTo(engine);
-        if (bound is null)
-        {
-            throw new ArgumentException("The engine was not created by WasmtimeEngineSettings.CreateEngine(), so the loader cannot know that the settings describe its code; create it with settings.CreateEngine().", nameof(engine));
-        }
-
-        if (!bound.Equals(wanted))
-        {
-            throw new ArgumentException($"The engine was created from other settings than the ones passed ({bound} against {wanted}); its code would be cached under the wrong key.", nameof(settings));
-        }
-    }
-
-    /// <summary>
-    /// Whatever a cache throws is its own failure and never fails a load, except what no code can
-    /// recover from (out of memory) and a cancellation the caller asked for.
-    /// </summary>
-    private static bool IsCacheFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
-
-    private void Store(CacheKey key, byte[] serialized, bool localOnly)
-    {
-        try
-        {
-            using var content = new MemoryStream(serialized, writable: false);
-            if (localOnly)
-            {
-                _cache.AddLocal(key, content); // the shared entry stays for the hosts that can use it
-            }
-            else
-            {
-                _cache.Add(key, content);
-            }
-        }
-        catch (Exception e) when (IsCacheFailure(e))
-        {
-            // The module is compiled and usable; a cache that cannot store it only costs the next start.
-            LogCacheFailed(_logger, "add", key, e);
         }
     }
 
@@ -647,17 +270,6 @@ public sealed partial class WasmtimeModuleCache
     /// <summary>Bytes of live modules held (their serialized sizes), for diagnostics and tests.</summary>
     public long LiveModuleBytes => _live.Bytes;
 
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Shared<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, byte[] bytes)
-        where T : class, IDisposable
-        => _live.TryLease(engine, key) is { } live // the compiling caller used this engine too
-            ? Done(live, ModuleOrigin.SharedCompile)
-            : Done(engine, new Loaded(kind.Deserialize(engine, name, bytes), ModuleOrigin.SharedCompile, bytes.Length), key);
-
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Done(Engine engine, Loaded loaded, CacheKey key)
-        => Done(_live.Add(engine, key, loaded.Artifact, loaded.Size), loaded.Origin);
-
-    private static (LiveModules.Entry Lease, ModuleOrigin Origin) Done(LiveModules.Entry lease, ModuleOrigin origin) => (lease, origin);
-
     /// <summary>Counts a finished load and records its duration; returns the duration.</summary>
     private TimeSpan Measured(ModuleOrigin origin, string artifact, long start)
     {
@@ -668,20 +280,4 @@ public sealed partial class WasmtimeModuleCache
         return elapsed;
     }
 
-    /// <summary>A module or component this call obtained, where from, and its serialized size (for the live budget).</summary>
-    private readonly record struct Loaded(IDisposable Artifact, ModuleOrigin Origin, long Size);
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} cannot be used by this engine ({Reason}); removed from this host's tiers, compiling again")]
-    private static partial void LogIncompatible(ILogger logger, CacheKey key, string reason);
-
-    [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Waited {Seconds} s for another process compiling key {Key}; compiling it here too")]
-    private static partial void LogCompileLockTimedOut(ILogger logger, CacheKey key, double seconds);
-
-    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Mapping the cache entry {Key} failed ({Reason}); trying its bytes")]
-    private static partial void LogMappedFailed(ILogger logger, CacheKey key, string reason);
-
-    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "The module '{Name}' does not match the digest it was given (key {Key}): a stale build or a stale stored digest. Loading it under the key of its bytes; rebuild the app or compute the digest again")]
-    private static partial void LogStaleDigest(ILogger logger, string name, CacheKey key);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Warning, Message = "The code cache failed to {Operation} key {Key}; continuing without it")]
-    private static partial void LogCacheFailed(ILogger logger, string operation, CacheKey key, Exception exception);
 }

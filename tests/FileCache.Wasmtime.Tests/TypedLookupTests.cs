@@ -62,7 +62,7 @@ public sealed class TypedLookupTests : IDisposable
     }
 
     [Fact]
-    public void AFileHitBelowAFasterTier_IsMappedAndPromoted()
+    public void AFileHitBelowAFasterTier_IsMapped_AndNeverReadBackToFillTheFasterTier()
     {
         using (var seed = new DiskCodeCache(_dir))
         {
@@ -77,13 +77,35 @@ public sealed class TypedLookupTests : IDisposable
         using var fresh = _settings.CreateEngine();
         using var hit = loader.Load(fresh, _settings, "m", Wasm());
         Assert.Equal(ModuleOrigin.MappedFile, hit.Origin);
-        Assert.True(memory.TryGet(hit.Key, out var promoted));
+
+        // Wasmtime mapped the verified file; reading all of it again only to copy it into memory
+        // would cost its length on every such hit (issue 19).
+        Assert.Equal(0, memory.Count);
+        Assert.False(memory.TryGet(hit.Key, out _));
+    }
+
+    [Fact]
+    public void ABytesHitBelowAFasterTier_IsPromoted()
+    {
+        var fleet = new MemoryCodeCache(); // a tier whose hits are bytes, like a distributed one
+        using (var seeding = new TieredCodeCache([fleet]))
+        {
+            using var engine = _settings.CreateEngine();
+            using var compiled = new WasmtimeModuleCache(seeding).Load(engine, _settings, "m", Wasm());
+        }
+
+        using var disk = new DiskCodeCache(_dir);
+        var loader = new WasmtimeModuleCache(new TieredCodeCache([disk, fleet]));
+        using var fresh = _settings.CreateEngine();
+        using var hit = loader.Load(fresh, _settings, "m", Wasm());
+        Assert.Equal(ModuleOrigin.CacheHit, hit.Origin);
+        Assert.True(disk.TryGet(hit.Key, out var promoted));
         using (promoted)
         {
-            Assert.True(disk.TryGet(hit.Key, out var onDisk));
-            using (onDisk)
+            Assert.True(fleet.TryGet(hit.Key, out var original));
+            using (original)
             {
-                Assert.Equal(StreamToArray(onDisk), StreamToArray(promoted));
+                Assert.Equal(StreamToArray(original), StreamToArray(promoted));
             }
         }
     }

@@ -18,7 +18,7 @@ public static class WasmCodeCacheBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(factory);
         string tierName = WasmCodeCacheRegistry.For(builder.Services).NextTierName(builder.Name);
-        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Add(sp => factory(sp, tierName)));
+        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Add(new TierRegistration(sp => factory(sp, tierName), Owned: true, Locality: null)));
         return tierName;
     }
 
@@ -34,34 +34,49 @@ public static class WasmCodeCacheBuilderExtensions
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(factory);
         string tierName = WasmCodeCacheRegistry.For(builder.Services).NextTierName(builder.Name);
-        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Insert(0, sp => factory(sp, tierName)));
+        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Insert(0, new TierRegistration(sp => factory(sp, tierName), Owned: true, Locality: null)));
         return tierName;
     }
 
-    /// <summary>Adds an existing cache instance as the next tier. The instance is not disposed by the container.</summary>
+    /// <summary>
+    /// Adds an existing cache instance as the next tier, as it is: its typed lookup, compile lock, health
+    /// probe and locality are kept (nothing wraps it). The instance is not disposed by the container.
+    /// Its locality comes from its markers (a distributed tier is <see cref="WasmCodeCacheLocality.Fleet"/>),
+    /// else it is <see cref="WasmCodeCacheLocality.Machine"/>; a third-party store that fleet hosts share
+    /// should declare it with <see cref="UseCache(IWasmCodeCacheBuilder, IWasmCodeCache, WasmCodeCacheLocality)"/>.
+    /// </summary>
     /// <param name="builder">The cache builder.</param>
     /// <param name="cache">The tier.</param>
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UseCache(this IWasmCodeCacheBuilder builder, IWasmCodeCache cache)
+        => UseCache(builder, cache, null);
+
+    /// <summary>
+    /// Adds an existing cache instance as the next tier, declaring who shares its entries: a store that
+    /// hosts of a fleet share must be <see cref="WasmCodeCacheLocality.Fleet"/>, so that a host whose
+    /// engine cannot use an entry leaves it for the hosts that can. The instance is not disposed by the container.
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="cache">The tier.</param>
+    /// <param name="locality">Who fills and reads its entries.</param>
+    /// <returns>The builder.</returns>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="locality"/> is not a defined value.</exception>
+    public static IWasmCodeCacheBuilder UseCache(this IWasmCodeCacheBuilder builder, IWasmCodeCache cache, WasmCodeCacheLocality locality)
     {
-        ArgumentNullException.ThrowIfNull(cache);
-        builder.AddTier((_, _) => new NonOwnedTier(cache));
-        return builder;
+        if (!Enum.IsDefined(locality))
+        {
+            throw new ArgumentOutOfRangeException(nameof(locality), locality, "Not a WasmCodeCacheLocality value: use Process, Machine or Fleet.");
+        }
+
+        return UseCache(builder, cache, (WasmCodeCacheLocality?)locality);
     }
 
-    /// <summary>Hides IDisposable from the container for an instance the caller owns.</summary>
-    private sealed class NonOwnedTier(IWasmCodeCache inner) : IWasmCodeCache
+    private static IWasmCodeCacheBuilder UseCache(IWasmCodeCacheBuilder builder, IWasmCodeCache cache, WasmCodeCacheLocality? locality)
     {
-        public bool TryGet(CacheKey key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out Stream? content) => inner.TryGet(key, out content);
-
-        public void Add(CacheKey key, Stream content) => inner.Add(key, content);
-
-        public void Delete(CacheKey key) => inner.Delete(key);
-
-        public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.GetAsync(key, cancellationToken);
-
-        public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default) => inner.AddAsync(key, content, cancellationToken);
-
-        public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default) => inner.DeleteAsync(key, cancellationToken);
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(cache);
+        WasmCodeCacheRegistry.For(builder.Services).NextTierName(builder.Name);
+        builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Add(new TierRegistration(_ => cache, Owned: false, locality)));
+        return builder;
     }
 }

@@ -74,10 +74,12 @@ public static class WasmCodeCacheServiceCollectionExtensions
     private static IWasmCodeCache Create(IServiceProvider services, string name)
     {
         var options = services.GetRequiredService<IOptionsMonitor<WasmCodeCacheOptions>>().Get(name);
-        var tiers = options.Tiers.ConvertAll(factory => factory(services));
-        return tiers.Count == 1
-            ? tiers[0]
-            : new TieredCodeCache(tiers, ownsTiers: true, services.GetService<ILogger<TieredCodeCache>>(), services.GetService<IMeterFactory>());
+        var tiers = options.Tiers.ConvertAll(t => TierTraits.Of(t.Create(services), t.Owned, t.Locality));
+        // One tier the container owns, with nothing declared, is served as it is; anything else (an
+        // instance the caller owns, a declared locality, several tiers) is a set that keeps those facts.
+        return tiers is [{ Owned: true } only] && options.Tiers[0].Locality is null
+            ? only.Cache
+            : new TieredCodeCache([.. tiers], services.GetService<ILogger<TieredCodeCache>>(), services.GetService<IMeterFactory>());
     }
 
     private sealed class WasmCodeCacheBuilder(IServiceCollection services, string name) : IWasmCodeCacheBuilder

@@ -51,7 +51,7 @@ public sealed class WasmCodeCacheHealthCheck : IHealthCheck
     /// <param name="context">The check's context.</param>
     /// <param name="cancellationToken">Cancels the checks.</param>
     /// <returns>The combined result.</returns>
-    internal static async Task<HealthCheckResult> CombineAsync(IReadOnlyList<IWasmCodeCache> tiers, HealthCheckContext context, CancellationToken cancellationToken)
+    internal static async Task<HealthCheckResult> CombineAsync(IReadOnlyList<Tiering.TierTraits> tiers, HealthCheckContext context, CancellationToken cancellationToken)
     {
         var status = HealthStatus.Healthy;
         var descriptions = new List<string>();
@@ -59,8 +59,8 @@ public sealed class WasmCodeCacheHealthCheck : IHealthCheck
         Exception? firstFailure = null;
         for (int i = 0; i < tiers.Count; i++)
         {
-            string name = tiers[i].GetType().Name;
-            if (tiers[i] is not IHealthCheck probe)
+            string name = tiers[i].Cache.GetType().Name;
+            if (tiers[i].Probe is not { } probe)
             {
                 descriptions.Add($"tier {i} ({name}): no probe needed");
                 continue;
