@@ -90,42 +90,16 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
 
     /// <inheritdoc/>
     /// <remarks>
-    /// Synchronous callers use the store's synchronous API. Its completion, like that of the
-    /// asynchronous one, needs a pool thread (StackExchange.Redis completes on the pool); while a pool
-    /// thread blocks here, the pool's minimum is raised so completions always find a thread, otherwise
-    /// many concurrent synchronous callers stall the tier (issue 13). A synchronous store call cannot be cut short; it is bounded
-    /// by the store's own synchronous timeout (StackExchange.Redis: <c>SyncTimeout</c>, 5 s by
-    /// default), and a call that outlasts <see cref="DistributedCodeCacheOptions.Timeout"/> counts as a
-    /// failure, so a slow store opens the circuit and is skipped.
+    /// The tier is asynchronous inside: this waits for <see cref="GetAsync"/> at the tier's one blocking
+    /// point (<c>WaitForStore</c>). The wait is a task wait, which the runtime's thread pool sees and
+    /// compensates for by adding threads; a store client's own synchronous API (StackExchange.Redis's)
+    /// blocks where the pool cannot see it, and many such callers stall every completion. A host that
+    /// blocks many pool threads on the store sets its pool's minimum itself (README, "Synchronous callers");
+    /// the library never changes it.
     /// </remarks>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
-        string storeKey = GetStoreKey(key);
-        byte[]? value;
-        try
-        {
-            value = _pipeline.Execute(static state => state.Self.Bounded(() => state.Self.Read(state.StoreKey)), (Self: this, StoreKey: storeKey));
-        }
-        catch (BoundedBufferWriter.TooLargeException e)
-        {
-            RejectTooLarge(key, storeKey, e.AtLeast);
-            content = null;
-            return false;
-        }
-        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
-        {
-            OnStoreFailure("get", key, e);
-            _metrics.Miss();
-            content = null;
-            return false;
-        }
-
-        content = Accept(key, storeKey, value, out bool remove);
-        if (remove)
-        {
-            TryRemove(key, storeKey);
-        }
-
+        content = WaitForStore(GetAsync(key));
         return content is not null;
     }
 
@@ -234,19 +208,9 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     }
 
     /// <inheritdoc/>
-    /// <remarks>Waits like <see cref="TryAcquireCompileLockAsync"/>, blocking this thread (with the pool guard of synchronous store calls).</remarks>
+    /// <remarks>Waits for <see cref="TryAcquireCompileLockAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        if (_options.FleetCompileLock is null)
-        {
-            return NoLock.Instance;
-        }
-
-        using (ThreadPoolGuard.Enter())
-        {
-            return TryAcquireCompileLockAsync(key, timeout, cancellationToken).AsTask().GetAwaiter().GetResult();
-        }
-    }
+        => WaitForStore(TryAcquireCompileLockAsync(key, timeout, cancellationToken));
 
     /// <inheritdoc/>
     /// <remarks>
@@ -325,17 +289,6 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     /// value stops the read before this process allocates for it (the store's client has received
     /// it whole). Otherwise through the byte[] API, which measured faster.
     /// </summary>
-    private byte[]? Read(string storeKey)
-    {
-        if (_bufferStore is null || !_options.BoundReadsBeforeAllocation)
-        {
-            return _store.Get(storeKey);
-        }
-
-        var writer = new BoundedBufferWriter(ValueLimit);
-        return _bufferStore.TryGet(storeKey, writer) ? writer.ToArray() : null;
-    }
-
     private async Task<byte[]?> ReadAsync(string storeKey, CancellationToken cancellationToken)
     {
         if (_bufferStore is null || !_options.BoundReadsBeforeAllocation)
@@ -355,26 +308,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     }
 
     /// <inheritdoc/>
-    /// <remarks>Uses the store's synchronous API (see <see cref="TryGet"/>).</remarks>
-    public void Add(CacheKey key, Stream content)
-    {
-        ArgumentNullException.ThrowIfNull(content);
-        if (Frame(key, StreamBytes.ReadToEnd(content)) is not { } framed)
-        {
-            TryRemove(key, GetStoreKey(key)); // replace semantics: the old value must not stay
-            return;
-        }
-
-        try
-        {
-            _pipeline.Execute(static state => state.Self.Bounded(() => state.Self.Write(state.StoreKey, state.Framed.Payload, state.Framed.Trailer)), (Self: this, StoreKey: GetStoreKey(key), Framed: framed));
-            _metrics.Added(framed.Payload.Length);
-        }
-        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
-        {
-            OnStoreFailure("add", key, e); // the fleet just does not share this one
-        }
-    }
+    /// <remarks>Waits for <see cref="AddAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
+    public void Add(CacheKey key, Stream content) => WaitForStore(AddAsync(key, content));
 
     /// <inheritdoc/>
     public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
@@ -417,29 +352,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     }
 
     /// <inheritdoc/>
-    /// <remarks>Uses the store's synchronous API (see <see cref="TryGet"/>).</remarks>
-    public void Delete(CacheKey key)
-    {
-        if (TryRemove(key, GetStoreKey(key)))
-        {
-            _metrics.Deleted();
-        }
-    }
-
-    /// <summary>Removes a value through the synchronous API; a failure is logged and counted (a value left behind is still verified on every read).</summary>
-    private bool TryRemove(CacheKey key, string storeKey)
-    {
-        try
-        {
-            _pipeline.Execute(static state => state.Self.Bounded(() => state.Self._store.Remove(state.StoreKey)), (Self: this, StoreKey: storeKey));
-            return true;
-        }
-        catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
-        {
-            OnStoreFailure("delete", key, e);
-            return false;
-        }
-    }
+    /// <remarks>Waits for <see cref="DeleteAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
+    public void Delete(CacheKey key) => WaitForStore(DeleteAsync(key));
 
     /// <inheritdoc/>
     public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
@@ -458,30 +372,20 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     }
 
     /// <summary>
-    /// Runs a synchronous store call on the caller's thread. It cannot be cut short; one that took
-    /// longer than <see cref="DistributedCodeCacheOptions.Timeout"/> is reported as a timeout, so the
-    /// circuit breaker counts it and a slow store is skipped after a few calls.
+    /// The tier's one blocking point: a synchronous caller waits here for the asynchronous operation,
+    /// which completes at once when the store did. Written once, so the synchronous and asynchronous
+    /// methods cannot drift; the wait is a task wait, which the thread pool compensates for.
     /// </summary>
-    private T Bounded<T>(Func<T> call)
+    private static T WaitForStore<T>(ValueTask<T> pending)
+        => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    private static void WaitForStore(ValueTask pending)
     {
-        long start = Stopwatch.GetTimestamp();
-        T result;
-        using (ThreadPoolGuard.Enter())
+        if (!pending.IsCompletedSuccessfully)
         {
-            result = call();
+            pending.AsTask().GetAwaiter().GetResult();
         }
-
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        return elapsed <= _options.Timeout
-            ? result
-            : throw new TimeoutRejectedException($"The distributed store answered after {elapsed.TotalMilliseconds:F0} ms, beyond DistributedCodeCacheOptions.Timeout ({_options.Timeout.TotalMilliseconds:F0} ms).", _options.Timeout);
     }
-
-    private bool Bounded(Action call) => Bounded(() =>
-    {
-        call();
-        return true;
-    });
 
     /// <summary>
     /// Stops waiting when the token fires even if the store ignores it (StackExchange.Redis does:
@@ -498,17 +402,6 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     {
         _ = operation.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted | TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         return operation.WaitAsync(cancellationToken);
-    }
-
-    private void Write(string storeKey, byte[] payload, byte[] trailer)
-    {
-        if (_bufferStore is not null)
-        {
-            _bufferStore.Set(storeKey, Sequence(payload, trailer), _entryOptions);
-            return;
-        }
-
-        _store.Set(storeKey, Join(payload, trailer), _entryOptions);
     }
 
     private static byte[] Join(byte[] payload, byte[] trailer)

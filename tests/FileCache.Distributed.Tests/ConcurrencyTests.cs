@@ -16,8 +16,28 @@ public sealed class ConcurrencyTests
         var redis = RedisServer.Shared;
         // 6 s is generous for 20 operations on a noisy machine (a healthy run finishes them in well
         // under a second) and far below a stall, where callers finished none.
-        var (exitCode, output) = await Fleet.RunAsync("concurrency", redis.Endpoint, $"concurrency-{Guid.NewGuid():N}:", api, "64", "6");
+        // Synchronous callers block pool threads on the store; the host sizes its pool for them (README,
+        // "Synchronous callers"): the library never changes it. Asynchronous loads need nothing.
+        string[] args = ["concurrency", redis.Endpoint, $"concurrency-{Guid.NewGuid():N}:", api, "64", "6", .. api == "sync" ? new[] { "host-min-threads" } : []];
+        var (exitCode, output) = await Fleet.RunAsync(args);
         Assert.True(exitCode == 0, output);
         Assert.Contains("stalled_callers=0", output);
+    }
+
+    [SkippableFact]
+    public async Task SynchronousCallersOnTheDefaultPool_AreServed_AndTheLibraryLeavesThePoolAsItWas()
+    {
+        // Eight synchronous callers on a 2-core machine's default pool: the tier's one blocking point is a
+        // task wait, which the runtime compensates for, so they finish (the store client's own synchronous
+        // API stalled them: 8 operations in 4 s). No thread-pool setting is changed on the way.
+        var (exitCode, output) = await Fleet.RunAsync("concurrency", RedisServer.Shared.Endpoint, $"pool-{Guid.NewGuid():N}:", "sync", "8", "6");
+        Assert.True(exitCode == 0, output);
+        Assert.Contains("stalled_callers=0", output);
+        var before = System.Text.RegularExpressions.Regex.Match(output, @"pool_min_before=(\d+)").Groups[1].Value;
+        var during = System.Text.RegularExpressions.Regex.Match(output, @"pool_min_during=(\d+)").Groups[1].Value;
+        var after = System.Text.RegularExpressions.Regex.Match(output, @"pool_min_after=(\d+)").Groups[1].Value;
+        Assert.NotEqual("", before);
+        Assert.Equal(before, during);
+        Assert.Equal(before, after);
     }
 }

@@ -3,7 +3,7 @@
 // member's disk tier holds the entry afterwards.
 // FleetWorker machine <disk-dir> <module.wasm>   one process of a machine sharing a disk cache
 // FleetWorker fleetlock <disk-dir> <redis host:port> <key-prefix> <module.wasm>   one host of a fleet with the fleet compile lock
-// FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds>
+// FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds> [host-min-threads]
 // The concurrency harness (see Concurrency.cs and benchmarks/README.md).
 using FileCache;
 using FileCache.Disk;
@@ -51,7 +51,7 @@ if (args[0] == "fleetlock")
 
 if (args[0] == "concurrency")
 {
-    return FileCache.FleetWorker.Concurrency.Run(args[1], args[2], args[3], int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture));
+    return FileCache.FleetWorker.Concurrency.Run(args[1], args[2], args[3], int.Parse(args[4], System.Globalization.CultureInfo.InvariantCulture), double.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture), args.Length > 6 && args[6] == "host-min-threads");
 }
 
 string disk = args[0], redis = args[1], prefix = args[2];
