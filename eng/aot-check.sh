@@ -86,7 +86,7 @@ module=tests/FileCache.Wasmtime.Tests/modules/answer.wasm
 native=$("$out/tool/filecache" warm --dir "$out/shared" "$module")
 echo "$native"
 dotnet build tools/FileCache.Tool -c Release -nologo -v quiet > /dev/null
-jit=$(dotnet tools/FileCache.Tool/bin/Release/net10.0/filecache.dll warm --dir "$out/shared" "$module")
+jit=$(dotnet tools/FileCache.Tool/bin/Release/net10.0/FileCache.Tool.dll warm --dir "$out/shared" "$module")
 echo "$jit"
 echo "$native" | grep -q "^Compiled" || { echo "FAIL: the native tool did not compile"; exit 1; }
 echo "$jit" | grep -q "^MappedFile" || { echo "FAIL: the JIT process missed the entry the native one added (different keys)"; exit 1; }

@@ -43,14 +43,14 @@ public class EmbeddedModuleBenchmarks
         // The same directory, hashed on every hit (before verification records, issue 20).
         _everyRead = new WasmtimeModuleCache(new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(_dir, "filecache"), Verification = DiskVerification.EveryRead }));
         using (var engine = _settings.CreateEngine())
-        using (var first = _loader.Load(engine, _settings, _module))
+        using (var first = _loader.Load(engine, _module))
         {
-            _serialized = first.Module.Serialize();
+            _serialized = first.Value.Serialize();
         }
 
         _digest = WasmDigest.Compute(_wasm); // computed once, as a host keeps it beside the file
         _sameEngine = _settings.CreateEngine();
-        _loader.Load(_sameEngine, _settings, _module).Dispose(); // now a live module on this engine
+        _loader.Load(_sameEngine, _module).Dispose(); // now a live module on this engine
         _plain = Path.Join(_dir, "plain.cwasm");
         File.WriteAllBytes(_plain, _serialized);
         _wasmtimeCacheConfig = Path.Join(_dir, "wasmtime-cache.toml");
@@ -83,7 +83,7 @@ public class EmbeddedModuleBenchmarks
     public void EmbeddedModuleHit()
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = _loader.Load(engine, _settings, _module);
+        using var loaded = _loader.Load(engine, _module);
         ExpectMapped(loaded);
     }
 
@@ -100,7 +100,7 @@ public class EmbeddedModuleBenchmarks
     public void EmbeddedModuleHit_EveryRead()
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = _everyRead.Load(engine, _settings, _module);
+        using var loaded = _everyRead.Load(engine, _module);
         ExpectMapped(loaded);
     }
 
@@ -109,7 +109,7 @@ public class EmbeddedModuleBenchmarks
     public void DigestedBytesHit()
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = _loader.Load(engine, _settings, "esbuild.wasm", _wasm, _digest);
+        using var loaded = _loader.Load(engine, new WasmSource("esbuild.wasm", _wasm, digest: _digest));
         ExpectMapped(loaded);
     }
 
@@ -117,7 +117,7 @@ public class EmbeddedModuleBenchmarks
     [Benchmark]
     public ModuleOrigin SameEngineReload_Embedded()
     {
-        using var loaded = _loader.Load(_sameEngine, _settings, _module);
+        using var loaded = _loader.Load(_sameEngine, _module);
         return loaded.Origin == ModuleOrigin.LiveModule ? loaded.Origin : throw new InvalidOperationException($"expected the live module, got {loaded.Origin}");
     }
 
@@ -125,7 +125,7 @@ public class EmbeddedModuleBenchmarks
     [Benchmark]
     public ModuleOrigin SameEngineReload_Digested()
     {
-        using var loaded = _loader.Load(_sameEngine, _settings, "esbuild.wasm", _wasm, _digest);
+        using var loaded = _loader.Load(_sameEngine, new WasmSource("esbuild.wasm", _wasm, digest: _digest));
         return loaded.Origin == ModuleOrigin.LiveModule ? loaded.Origin : throw new InvalidOperationException($"expected the live module, got {loaded.Origin}");
     }
 
@@ -134,7 +134,7 @@ public class EmbeddedModuleBenchmarks
     public void BytesHit()
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = _loader.Load(engine, _settings, "esbuild", _wasm);
+        using var loaded = _loader.Load(engine, new WasmSource("esbuild", _wasm));
         ExpectMapped(loaded);
     }
 
@@ -145,7 +145,7 @@ public class EmbeddedModuleBenchmarks
         using var module = WasmModule.FromBytes(engine, "esbuild", _wasm);
     }
 
-    private static void ExpectMapped(LoadedModule loaded)
+    private static void ExpectMapped(Loaded<global::Wasmtime.Module> loaded)
     {
         if (loaded.Origin != ModuleOrigin.MappedFile)
         {

@@ -32,7 +32,7 @@ public class LiveModuleBenchmarks
         _dir = Path.Join(Path.GetTempPath(), "filecache-live-bench-" + Guid.NewGuid().ToString("N"));
         _loader = new WasmtimeModuleCache(new DiskCodeCache(_dir));
         _engine = _settings.CreateEngine();
-        _loader.Load(_engine, _settings, "m", _wasm).Dispose();
+        _loader.Load(_engine, new WasmSource("m", _wasm)).Dispose();
         _digest = WasmDigest.Compute(_wasm);
     }
 
@@ -49,7 +49,7 @@ public class LiveModuleBenchmarks
     [Benchmark]
     public void LiveModuleHit()
     {
-        using var loaded = _loader.Load(_engine, _settings, "m", _wasm);
+        using var loaded = _loader.Load(_engine, new WasmSource("m", _wasm));
         if (loaded.Origin != ModuleOrigin.LiveModule)
         {
             throw new InvalidOperationException($"expected a live module, got {loaded.Origin}");
@@ -60,7 +60,7 @@ public class LiveModuleBenchmarks
     [Benchmark]
     public void LiveModuleHit_Digested()
     {
-        using var loaded = _loader.Load(_engine, _settings, "m", _wasm, _digest);
+        using var loaded = _loader.Load(_engine, new WasmSource("m", _wasm, digest: _digest));
         if (loaded.Origin != ModuleOrigin.LiveModule)
         {
             throw new InvalidOperationException($"expected a live module, got {loaded.Origin}");

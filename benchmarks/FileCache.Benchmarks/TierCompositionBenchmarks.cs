@@ -42,7 +42,7 @@ public class TierCompositionBenchmarks
             options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
         _memoryDisk = new WasmtimeModuleCache(new TieredCodeCache([new MemoryCodeCache(), new DiskCodeCache(disk)]), options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
         using (var engine = _settings.CreateEngine())
-        using (_disk.Load(engine, _settings, _module))
+        using (_disk.Load(engine, _module))
         {
             // compiled once into the disk tier; every benchmark below is a warm load
         }
@@ -63,7 +63,7 @@ public class TierCompositionBenchmarks
     private ModuleOrigin Load(WasmtimeModuleCache loader)
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = loader.Load(engine, _settings, _module);
+        using var loaded = loader.Load(engine, _module);
         return loaded.IsHit ? loaded.Origin : throw new InvalidOperationException($"expected a hit, got {loaded.Origin}");
     }
 }

@@ -39,14 +39,14 @@ public class TrustPathBenchmarks
         _private = new WasmtimeModuleCache(new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(_dir, "private") }));
         _sealed = new WasmtimeModuleCache(new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(_dir, "keyed"), AuthenticationKey = new byte[32] }));
         using var engine = _settings.CreateEngine();
-        using (var first = _private.Load(engine, _settings, Module, _wasm))
+        using (var first = _private.Load(engine, new WasmSource(Module, _wasm)))
         {
             _plain = Path.Join(_dir, "plain.cwasm");
-            _serialized = first.Module.Serialize();
+            _serialized = first.Value.Serialize();
             File.WriteAllBytes(_plain, _serialized);
         }
 
-        _sealed.Load(engine, _settings, Module, _wasm).Dispose();
+        _sealed.Load(engine, new WasmSource(Module, _wasm)).Dispose();
     }
 
     [GlobalCleanup]
@@ -98,7 +98,7 @@ public class TrustPathBenchmarks
     private void Hit(WasmtimeModuleCache loader)
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = loader.Load(engine, _settings, Module, _wasm);
+        using var loaded = loader.Load(engine, new WasmSource(Module, _wasm));
         if (loaded.Origin != ModuleOrigin.MappedFile)
         {
             throw new InvalidOperationException($"expected a mapped hit, got {loaded.Origin}");

@@ -49,7 +49,7 @@ public class WasmtimeBenchmarks
         // FileCache's disk backend, primed once.
         _loader = new WasmtimeModuleCache(new DiskCodeCache(new DiskCodeCacheOptions { Directory = Path.Join(_dir, "filecache") }));
         using (var engine = _settings.CreateEngine())
-        using (var first = _loader.Load(engine, _settings, Module, _wasm))
+        using (var first = _loader.Load(engine, new WasmSource(Module, _wasm)))
         {
             if (first.Origin != ModuleOrigin.Compiled)
             {
@@ -79,7 +79,7 @@ public class WasmtimeBenchmarks
     public void FileCacheDiskHit()
     {
         using var engine = _settings.CreateEngine();
-        using var loaded = _loader.Load(engine, _settings, Module, _wasm);
+        using var loaded = _loader.Load(engine, new WasmSource(Module, _wasm));
         if (!loaded.IsHit)
         {
             throw new InvalidOperationException($"expected a hit, got {loaded.Origin}");

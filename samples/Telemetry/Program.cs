@@ -2,7 +2,6 @@
 // fresh engine (the first compiles, the others map the disk entry), then the exporter prints
 // filecache.hits / misses / bytes_read / adds and filecache.wasmtime.loads and load.duration by origin.
 //   dotnet run --project samples/Telemetry
-using FileCache.Diagnostics;
 using FileCache.Wasmtime;
 using Microsoft.Extensions.DependencyInjection;
 using OpenTelemetry;
@@ -10,7 +9,7 @@ using OpenTelemetry.Metrics;
 
 string directory = Path.Join(Path.GetTempPath(), "filecache-telemetry-" + Guid.NewGuid().ToString("N"));
 using (var meters = Sdk.CreateMeterProviderBuilder()
-    .AddMeter(WasmCodeCacheMetrics.MeterName) // every FileCache instrument is on this one meter
+    .AddMeter("FileCache") // every FileCache instrument is on this one meter
     .AddConsoleExporter()
     .Build())
 {
@@ -23,7 +22,7 @@ using (var meters = Sdk.CreateMeterProviderBuilder()
     for (int i = 1; i <= 3; i++)
     {
         using var engine = settings.CreateEngine();
-        using var loaded = loader.Load(engine, settings, "answer", wasm);
+        using var loaded = loader.Load(engine, new WasmSource("answer", wasm));
         Console.WriteLine($"load {i}: {loaded.Origin} in {loaded.Elapsed.TotalMilliseconds:F2} ms");
     }
 

@@ -87,13 +87,13 @@ var loadTimer = Stopwatch.StartNew();
 WasmModule module;
 CacheKey? key = null;
 bool hit = false;
-IDisposable owner; // a LoadedModule (dispose it, not its module: the loader may share the module) or the module
+IDisposable owner; // a Loaded<global::Wasmtime.Module> (dispose it, not its module: the loader may share the module) or the module
 string origin;
 if (provider.GetService<WasmtimeModuleCache>() is { } loader)
 {
     // The embedded module's key comes from its build-time digest: nothing is hashed.
-    var loaded = options.Embedded ? loader.Load(engine, settings, WasmHost.WasmModules.Fib) : loader.Load(engine, settings, name, wasm, validate: true);
-    (module, owner) = (loaded.Module, loaded);
+    var loaded = options.Embedded ? loader.Load(engine, WasmHost.WasmModules.Fib) : loader.Load(engine, new WasmSource(name, wasm, validate: true));
+    (module, owner) = (loaded.Value, loaded);
     origin = loaded.IsHit ? $"hit ({loaded.Origin})" : $"miss ({loaded.Origin})";
     (key, hit) = (loaded.Key, loaded.IsHit);
 }

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 namespace FileCache.Disk;
 
 /// <summary>The health probe: the directory exists (or can be made), passes the trust check, and takes a file.</summary>
-public sealed partial class DiskCodeCache : IHealthCheck
+internal sealed partial class DiskCodeCache : IHealthCheck
 {
     /// <inheritdoc/>
     /// <remarks>

@@ -24,7 +24,7 @@ public sealed class DiskCacheEntryInfo
 }
 
 /// <summary>Listing and checking entries without loading them into a runtime.</summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     [ThreadStatic]
     private static string? t_lastRejection; // what OnRejected saw on this thread, for Verify

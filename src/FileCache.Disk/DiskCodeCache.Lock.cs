@@ -7,7 +7,7 @@ namespace FileCache.Disk;
 /// Compile locks: one lock file per key being compiled, under the same no-follow rules as entries,
 /// so processes sharing the directory compile a missing key once.
 /// </summary>
-public sealed partial class DiskCodeCache : ICompileLockSource
+internal sealed partial class DiskCodeCache : ICompileLockSource
 {
     private const string CompileLockPrefix = ".compile-";
     private const int LockPollInterval = 20; // milliseconds

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Logging;
 namespace FileCache.Disk;
 
 /// <summary>Source-generated log messages of the disk backend.</summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Cache entry {Key} at '{Path}' is unusable ({Reason}); treated as a miss and removed")]
     private static partial void LogCorruptEntry(ILogger logger, CacheKey key, string path, string reason);

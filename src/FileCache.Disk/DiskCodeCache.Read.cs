@@ -7,7 +7,7 @@ using Microsoft.Win32.SafeHandles;
 namespace FileCache.Disk;
 
 /// <summary>Lookups: open without trusting the name, read, verify, hand out only verified bytes.</summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     private const int ReadChunkSize = 4 << 20;
 
@@ -53,32 +53,9 @@ public sealed partial class DiskCodeCache
     }
 
     /// <inheritdoc/>
-    public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        using var handle = OpenEntry(key, out string path, out var file);
-        if (handle is null || !TryGetLength(key, path, handle, out int length))
-        {
-            return null;
-        }
-
-        bool verified = IsVerified(key, file);
-
-        var bytes = GC.AllocateUninitializedArray<byte>(length);
-        int read = 0;
-        while (read < bytes.Length)
-        {
-            int n = await RandomAccess.ReadAsync(handle, bytes.AsMemory(read), read, cancellationToken).ConfigureAwait(false);
-            if (n == 0)
-            {
-                break; // shorter than at open: the frame check below rejects it
-            }
-
-            read += n;
-        }
-
-        return Verified(key, path, handle, file, verified, read == bytes.Length ? bytes : bytes[..read], out var content) ? content : null;
-    }
+    /// <remarks>Local file I/O is synchronous by nature: this runs the lookup of <see cref="TryGet"/>.</remarks>
+    public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+        => Completed.Synchronously(() => TryGetCore(key, scrub: false, out var content) ? content : null, cancellationToken);
 
     /// <inheritdoc/>
     /// <remarks>
@@ -177,14 +154,7 @@ public sealed partial class DiskCodeCache
     /// <inheritdoc/>
     /// <remarks>Local and a few system calls: answered synchronously.</remarks>
     public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<CacheEntry?>(cancellationToken);
-        }
-
-        return ValueTask.FromResult(TryGetEntry(key, scope, out var entry) ? entry : null);
-    }
+        => Completed.Synchronously(() => TryGetEntry(key, scope, out var entry) ? entry : null, cancellationToken);
 
     /// <summary>Where a descriptor can be named as a path, when this platform can pin verified bytes; else <see langword="null"/>.</summary>
     private string? PinnedFileDirectory

@@ -19,7 +19,7 @@ namespace FileCache.Disk;
 /// the resolution of a timer tick, so another member racing within a tick of the last change could
 /// rewrite an entry in place without changing its identity. Keyed caches verify every read.
 /// </remarks>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     private const string RecordPrefix = ".verified-";
     private const uint RecordMagic = 0x52564346; // "FCVR"

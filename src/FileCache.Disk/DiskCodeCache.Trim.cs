@@ -5,7 +5,7 @@ using Microsoft.Win32.SafeHandles;
 namespace FileCache.Disk;
 
 /// <summary>Eviction and sweeping: runs off the caller's path, one process at a time.</summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     private const string LockFileName = ".trim.lock";
     private long _approximateSize = -1; // unknown until the first scan

@@ -9,7 +9,7 @@ namespace FileCache.Disk;
 /// code from. A file's name is never trusted: every entry is opened without following links or
 /// blocking and judged on its open handle.
 /// </summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     private const int TrustUnchecked = 0, TrustPrivate = 1, TrustShared = 2;
     private int _trust; // TrustUnchecked until the directory exists and has been checked

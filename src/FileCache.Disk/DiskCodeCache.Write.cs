@@ -7,7 +7,7 @@ using Microsoft.Win32.SafeHandles;
 namespace FileCache.Disk;
 
 /// <summary>Adds and deletes: a unique temp file, the payload and its frame, flush, rename.</summary>
-public sealed partial class DiskCodeCache
+internal sealed partial class DiskCodeCache
 {
     private const string TempPrefix = ".tmp-";
     private const int CopyBufferSize = 1 << 20;
@@ -17,8 +17,19 @@ public sealed partial class DiskCodeCache
 
     /// <inheritdoc/>
     /// <exception cref="ArgumentException">The content is larger than <see cref="MaxEntrySize"/>.</exception>
-    public void Add(CacheKey key, Stream content)
+    public void Add(CacheKey key, Stream content) => Completed.Result(Add<Blocking>(key, content, CancellationToken.None));
+
+    /// <inheritdoc/>
+    /// <remarks>The same algorithm as <see cref="Add"/>; only the content is read asynchronously (the file
+    /// is local: written synchronously).</remarks>
+    /// <exception cref="ArgumentException">The content is larger than <see cref="MaxEntrySize"/>.</exception>
+    public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+        => Add<NonBlocking>(key, content, cancellationToken);
+
+    private async ValueTask Add<TMode>(CacheKey key, Stream content, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
+        cancellationToken.ThrowIfCancellationRequested();
         string temp = BeginAdd(key, content);
         long length;
         try
@@ -34,7 +45,9 @@ public sealed partial class DiskCodeCache
                     {
                         // Fill the buffer so that a small entry and its frame go out in one write.
                         int filled = 0, n;
-                        while (filled < CopyBufferSize && (n = content.Read(buffer, filled, CopyBufferSize - filled)) > 0)
+                        while (filled < CopyBufferSize && (n = TMode.IsAsync
+                            ? await content.ReadAsync(buffer.AsMemory(filled, CopyBufferSize - filled), cancellationToken).ConfigureAwait(false)
+                            : content.Read(buffer, filled, CopyBufferSize - filled)) > 0)
                         {
                             filled += n;
                         }
@@ -57,59 +70,6 @@ public sealed partial class DiskCodeCache
                 }
 
                 length = frame.Length;
-                if (_options.Durability == DiskDurability.Flush)
-                {
-                    file.Flush(flushToDisk: true);
-                }
-
-                PublishWhileLocked(temp, key);
-            }
-
-            PublishAfterClose(temp, key);
-        }
-        catch
-        {
-            TryDeleteFile(temp);
-            throw;
-        }
-
-        OnAdded(length);
-    }
-
-    /// <inheritdoc/>
-    /// <exception cref="ArgumentException">The content is larger than <see cref="MaxEntrySize"/>.</exception>
-    public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
-    {
-        cancellationToken.ThrowIfCancellationRequested();
-        string temp = BeginAdd(key, content);
-        long length;
-        try
-        {
-            var file = new FileStream(temp, TempFileOptions(FileOptions.Asynchronous));
-            await using (file.ConfigureAwait(false))
-            {
-                using var frame = new EntryFrame.Writer(key, _authenticationKey);
-                ClaimTemp(file.SafeFileHandle, temp);
-                var buffer = ArrayPool<byte>.Shared.Rent(CopyBufferSize);
-                try
-                {
-                    int n;
-                    while ((n = await content.ReadAsync(buffer, cancellationToken).ConfigureAwait(false)) > 0)
-                    {
-                        frame.Append(buffer.AsSpan(0, n));
-                        ThrowIfTooLarge(key, frame.Length, nameof(content));
-                        await file.WriteAsync(buffer.AsMemory(0, n), cancellationToken).ConfigureAwait(false);
-                    }
-
-                    length = frame.Length;
-                    frame.WriteTrailer(buffer);
-                    await file.WriteAsync(buffer.AsMemory(0, EntryFrame.TrailerSize), cancellationToken).ConfigureAwait(false);
-                }
-                finally
-                {
-                    ArrayPool<byte>.Shared.Return(buffer);
-                }
-
                 if (_options.Durability == DiskDurability.Flush)
                 {
                     file.Flush(flushToDisk: true);
@@ -193,15 +153,7 @@ public sealed partial class DiskCodeCache
 
     /// <inheritdoc/>
     public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        Delete(key);
-        return ValueTask.CompletedTask;
-    }
+        => Completed.Synchronously(() => Delete(key), cancellationToken);
 
     /// <summary>The checks every Add makes before writing; returns the new temp file's path.</summary>
     private string BeginAdd(CacheKey key, Stream content)

@@ -20,11 +20,13 @@ namespace FileCache.Disk;
 /// The class is split by job: reading and verifying (<c>DiskCodeCache.Read.cs</c>), writing
 /// (<c>.Write.cs</c>), eviction (<c>.Trim.cs</c>), and the trust policy (<c>.Trust.cs</c>).
 /// </remarks>
-public sealed partial class DiskCodeCache : IWasmCodeCache, ICacheEntrySource, ICacheEntryFileSource, IDisposable
+internal sealed partial class DiskCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ICacheEntrySource, ICacheEntryFileSource, IDisposable
 {
     private readonly DiskCodeCacheOptions _options;
     private readonly byte[]? _authenticationKey;
     private readonly WasmCodeCacheMetrics _metrics;
+
+    WasmCodeCacheMetrics IMeteredWasmCodeCache.Metrics => _metrics;
     private readonly ILogger _logger;
     private readonly TimeProvider _time;
     private readonly CancellationTokenSource _disposed = new();

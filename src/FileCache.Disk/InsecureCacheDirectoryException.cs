@@ -5,7 +5,7 @@ namespace FileCache.Disk;
 /// write to the directory (or to a directory above it), so an entry there could be someone else's
 /// machine code. The message names the directory, its owner and mode, and the two fixes.
 /// </summary>
-public sealed class InsecureCacheDirectoryException : IOException
+internal sealed class InsecureCacheDirectoryException : IOException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="directory">The refused cache directory.</param>

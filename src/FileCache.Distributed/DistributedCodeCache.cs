@@ -30,7 +30,7 @@ namespace FileCache.Distributed;
 /// writes; entries up to <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> need no chunking
 /// (Redis takes strings up to 512 MB).
 /// </remarks>
-public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCodeCache, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck
+internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ISharedWasmCodeCache, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck
 {
     private readonly IDistributedCache _store;
     private readonly IBufferDistributedCache? _bufferStore;
@@ -40,6 +40,8 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
     private readonly DistributedCacheEntryOptions _entryOptions;
     private readonly ResiliencePipeline _pipeline;
     private readonly WasmCodeCacheMetrics _metrics;
+
+    WasmCodeCacheMetrics IMeteredWasmCodeCache.Metrics => _metrics;
     private readonly ILogger _logger;
     private readonly CircuitBreakerStateProvider _circuit = new();
 
@@ -174,110 +176,6 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
 
         _metrics.Hit(payloadLength);
         return new MemoryStream(value, 0, (int)payloadLength, writable: false, publiclyVisible: true);
-    }
-
-    /// <inheritdoc/>
-    /// <remarks>
-    /// Degraded while the circuit is open (the store failed recently and is skipped); otherwise the
-    /// store is asked for a key that does not exist, bounded by <see cref="DistributedCodeCacheOptions.Timeout"/>,
-    /// outside the circuit breaker so a probe never opens it. A store that does not answer is the
-    /// registration's failure status.
-    /// </remarks>
-    public async Task<Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult> CheckHealthAsync(Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(context);
-        var data = new Dictionary<string, object> { ["circuit"] = _circuit.CircuitState.ToString() };
-        if (_circuit.CircuitState is CircuitState.Open or CircuitState.Isolated)
-        {
-            return Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Degraded($"the store's circuit is open after recent failures: the tier is skipped for up to {_options.BreakDuration.TotalSeconds:F0} s", data: data);
-        }
-
-        long start = Stopwatch.GetTimestamp();
-        try
-        {
-            await _store.GetAsync(_options.KeyPrefix + "health-probe", cancellationToken).WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false);
-        }
-        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
-        {
-            return new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult(context.Registration.FailureStatus, $"the store is not reachable: {e.GetType().Name}: {e.Message}", e, data);
-        }
-
-        var elapsed = Stopwatch.GetElapsedTime(start);
-        data["ms"] = elapsed.TotalMilliseconds;
-        return Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy($"the store answered in {elapsed.TotalMilliseconds:F1} ms; circuit {_circuit.CircuitState}", data);
-    }
-
-    /// <inheritdoc/>
-    /// <remarks>Waits for <see cref="TryAcquireCompileLockAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
-    public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-        => WaitForStore(TryAcquireCompileLockAsync(key, timeout, cancellationToken));
-
-    /// <inheritdoc/>
-    /// <remarks>
-    /// Without <see cref="DistributedCodeCacheOptions.FleetCompileLock"/>, or when the store fails, a
-    /// lock that holds nothing at once (compiling without it costs only a duplicate compile). Otherwise
-    /// tries the store's lock every 100 ms until it is taken or <paramref name="timeout"/> passes; a
-    /// holder that died stops blocking when its lock expires (<see cref="DistributedCodeCacheOptions.FleetCompileLockExpiry"/>).
-    /// </remarks>
-    public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        if (_options.FleetCompileLock is not { } fleet)
-        {
-            return NoLock.Instance;
-        }
-
-        string resource = _options.KeyPrefix + "compile-lock:" + key.ToString();
-        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-        while (true)
-        {
-            try
-            {
-                if (await fleet.TryAcquireAsync(resource, _options.FleetCompileLockExpiry, cancellationToken).AsTask().WaitAsync(_options.Timeout, cancellationToken).ConfigureAwait(false) is { } held)
-                {
-                    return new FleetLock(held, this, key);
-                }
-            }
-            catch (Exception e) when (IsStoreFailure(e, cancellationToken))
-            {
-                OnStoreFailure("lock", key, e);
-                return NoLock.Instance;
-            }
-
-            if (Environment.TickCount64 >= deadline)
-            {
-                return null;
-            }
-
-            await Task.Delay(100, cancellationToken).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>A lock that holds nothing: there is no fleet lock, or the store could not be asked.</summary>
-    private sealed class NoLock : IDisposable
-    {
-        public static readonly NoLock Instance = new();
-
-        public void Dispose()
-        {
-        }
-    }
-
-    /// <summary>Releases the store's lock without blocking the caller; if the release is lost, the lock expires.</summary>
-    private sealed class FleetLock(IAsyncDisposable held, DistributedCodeCache owner, CacheKey key) : IDisposable
-    {
-        public void Dispose() => _ = Release();
-
-        private async Task Release()
-        {
-            try
-            {
-                await held.DisposeAsync().ConfigureAwait(false);
-            }
-            catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
-            {
-                owner.OnStoreFailure("unlock", key, e);
-            }
-        }
     }
 
     /// <summary>The largest value accepted: a payload of <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> and its frame.</summary>
@@ -471,16 +369,4 @@ public sealed partial class DistributedCodeCache : IWasmCodeCache, ISharedWasmCo
             LogStoreFailed(_logger, operation, key, e);
         }
     }
-
-    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "The distributed store failed to {Operation} key {Key}; continuing without it")]
-    private static partial void LogStoreFailed(ILogger logger, string operation, CacheKey key, Exception exception);
-
-    [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "The distributed store is skipped after repeated failures; did not {Operation} key {Key}")]
-    private static partial void LogSkipped(ILogger logger, string operation, CacheKey key);
-
-    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "Value of key {Key} in the distributed store ('{StoreKey}') is unusable here ({Reason}); treated as a miss and {Disposition}")]
-    private static partial void LogRejectedValue(ILogger logger, CacheKey key, string storeKey, string reason, string disposition);
-
-    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Did not send key {Key} to the distributed store: {Length} bytes exceed MaxEntrySize {MaxEntrySize}")]
-    private static partial void LogTooLarge(ILogger logger, CacheKey key, long length, long maxEntrySize);
 }

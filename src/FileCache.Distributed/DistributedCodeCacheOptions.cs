@@ -59,7 +59,7 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>
-    /// Opt-in: one compile per fleet. With a lock (for Redis or Garnet: <see cref="RedisFleetCompileLock"/>),
+    /// Opt-in: one compile per fleet. With a lock (for Redis or Garnet: <c>RedisFleetCompileLock</c>, package FileCache.Distributed.Redis),
     /// a host about to compile a missing key takes the key's lock in the store; other hosts wait for it
     /// (polling, within the loader's compile-lock timeout) and then find the entry the holder added.
     /// <see langword="null"/> (the default): every host that misses compiles.

@@ -18,13 +18,15 @@ namespace FileCache.Memory;
 /// a TryGet could miss, and its eviction order mixes priority and age. A byte-bounded dictionary plus
 /// an LRU list evicts exactly and synchronously, which the contract's "Add then hit" needs.
 /// </remarks>
-public sealed partial class MemoryCodeCache : IWasmCodeCache, ICacheEntrySource, IProcessLocalWasmCodeCache, IDisposable
+internal sealed partial class MemoryCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ICacheEntrySource, IProcessLocalWasmCodeCache, IDisposable
 {
     private readonly Lock _lock = new();
     private readonly Dictionary<CacheKey, LinkedListNode<Entry>> _entries = [];
     private readonly LinkedList<Entry> _lru = new(); // most recently used first
     private readonly long _sizeLimit;
     private readonly WasmCodeCacheMetrics _metrics;
+
+    WasmCodeCacheMetrics IMeteredWasmCodeCache.Metrics => _metrics;
     private readonly ILogger _logger;
     private long _size;
 
@@ -85,14 +87,7 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, ICacheEntrySource,
 
     /// <inheritdoc/>
     public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<CacheEntry?>(cancellationToken);
-        }
-
-        return ValueTask.FromResult(TryGetEntry(key, scope, out var entry) ? entry : null);
-    }
+        => Completed.Synchronously(() => TryGetEntry(key, scope, out var entry) ? entry : null, cancellationToken);
 
     private byte[]? Find(CacheKey key)
     {
@@ -121,14 +116,7 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, ICacheEntrySource,
 
     /// <inheritdoc/>
     public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled<Stream?>(cancellationToken);
-        }
-
-        return ValueTask.FromResult(TryGet(key, out var content) ? content : null);
-    }
+        => Completed.Synchronously(() => TryGet(key, out var content) ? content : null, cancellationToken);
 
     /// <inheritdoc/>
     public void Add(CacheKey key, Stream content) => Store(key, StreamBytes.ReadToEnd(content));
@@ -154,15 +142,7 @@ public sealed partial class MemoryCodeCache : IWasmCodeCache, ICacheEntrySource,
 
     /// <inheritdoc/>
     public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
-    {
-        if (cancellationToken.IsCancellationRequested)
-        {
-            return ValueTask.FromCanceled(cancellationToken);
-        }
-
-        Delete(key);
-        return ValueTask.CompletedTask;
-    }
+        => Completed.Synchronously(() => Delete(key), cancellationToken);
 
     /// <summary>Drops every entry.</summary>
     public void Dispose()

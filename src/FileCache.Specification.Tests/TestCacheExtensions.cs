@@ -1,7 +1,7 @@
 namespace FileCache.Specification.Tests;
 
 /// <summary>Small helpers for tests of caches.</summary>
-public static class TestCacheExtensions
+internal static class TestCacheExtensions
 {
     /// <summary>Looks a key up and returns the whole entry, or null on a miss; the hit's stream is disposed.</summary>
     /// <param name="cache">The cache.</param>

@@ -3,7 +3,7 @@ using System.Buffers.Binary;
 namespace FileCache.Specification.Tests;
 
 /// <summary>Deterministic keys for tests and test processes.</summary>
-public static class TestKeys
+internal static class TestKeys
 {
     /// <summary>The key for a small number: its bytes are SHA-256 of the number.</summary>
     /// <param name="id">The number.</param>

@@ -7,7 +7,7 @@ namespace FileCache.Specification.Tests;
 /// Self-describing payloads: each names the key it was written for and ends with a SHA-256 of
 /// everything before it, so a reader can prove a hit is one complete value written for that key.
 /// </summary>
-public static class TestPayload
+internal static class TestPayload
 {
     private const int HeaderSize = 16;
     private const int TrailerSize = 32;

@@ -1,7 +1,7 @@
 namespace FileCache.Specification.Tests;
 
 /// <summary>Content streams that misbehave on purpose.</summary>
-public static class TestStreams
+internal static class TestStreams
 {
     /// <summary>A forward-only stream (no seeking, no length) over <paramref name="bytes"/>.</summary>
     /// <param name="bytes">The content.</param>

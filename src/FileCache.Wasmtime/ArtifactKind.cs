@@ -15,6 +15,9 @@ internal abstract class ArtifactKind<T>
     /// so the same bytes never hit the other kind's entry.</summary>
     public abstract CacheKey KeyOf(CacheKey key);
 
+    /// <summary>Whether this kind is the component model's.</summary>
+    public abstract bool IsComponent { get; }
+
     public abstract T Compile(Engine engine, string name, ReadOnlySpan<byte> wasm, bool validate);
 
     public abstract T Deserialize(Engine engine, string name, ReadOnlySpan<byte> serialized);
@@ -29,6 +32,8 @@ internal sealed class ModuleKind : ArtifactKind<WasmModule>
     public static readonly ModuleKind Instance = new();
 
     public override CacheKey KeyOf(CacheKey key) => key;
+
+    public override bool IsComponent => false;
 
     public override WasmModule Compile(Engine engine, string name, ReadOnlySpan<byte> wasm, bool validate)
     {
@@ -50,6 +55,8 @@ internal sealed class ModuleKind : ArtifactKind<WasmModule>
 internal sealed class ComponentKind : ArtifactKind<Component>
 {
     public static readonly ComponentKind Instance = new();
+
+    public override bool IsComponent => true;
 
     public override CacheKey KeyOf(CacheKey key)
     {

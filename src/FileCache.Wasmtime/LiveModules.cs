@@ -7,7 +7,7 @@ namespace FileCache.Wasmtime;
 /// Modules and components already loaded, per engine, within a byte budget: the fastest tier for Wasmtime, because a
 /// module is immutable and shared by every store of its engine, so a repeated load needs no bytes,
 /// no verification and no deserialize. Entries are reference-counted: eviction never disposes a
-/// module a caller still holds; the last <see cref="LoadedArtifact.Dispose"/> does.
+/// module a caller still holds; the last <see cref="Loaded{T}.Dispose"/> does.
 /// </summary>
 /// <remarks>
 /// Tables are keyed weakly by engine: an engine that is collected takes its table with it, and

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using FileCache.Wasmtime.Internal;
+using FileCache.Internal;
 using Microsoft.Extensions.Logging;
 using Wasmtime;
 
@@ -11,33 +11,30 @@ namespace FileCache.Wasmtime;
 // synchronous; the only place it waits on a task is for another caller's load in this process.
 public sealed partial class WasmtimeModuleCache
 {
-    /// <summary>The synchronous API: runs the pipeline with every step synchronous, over the caller's span pinned for the call.</summary>
-    private unsafe (LiveModules.Entry Lease, ModuleOrigin Origin) RunBlocking<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
+    /// <summary>The synchronous API: runs the pipeline with every step synchronous.</summary>
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) RunBlocking<T>(ArtifactKind<T> kind, Engine engine, WasmSource source, CancellationToken cancellationToken)
         where T : class, IDisposable
     {
-        fixed (byte* pointer = wasm)
-        {
-            using var pinned = new PinnedMemory(pointer, wasm.Length);
-            return RunBlocking(kind, engine, settings, name, pinned.Bytes, digest, validate, cancellationToken);
-        }
-    }
-
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) RunBlocking<T>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
-        where T : class, IDisposable
-    {
-        var pending = LoadCore<T, Blocking>(kind, engine, settings, name, wasm, digest, validate, cancellationToken);
+        var pending = LoadCore<T, Blocking>(kind, engine, source, cancellationToken);
         Debug.Assert(pending.IsCompleted, "the blocking mode completes every step synchronously");
         return pending.GetAwaiter().GetResult();
     }
 
-    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadCore<T, TMode>(ArtifactKind<T> kind, Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest? digest, bool validate, CancellationToken cancellationToken)
+    private async ValueTask<(LiveModules.Entry Lease, ModuleOrigin Origin)> LoadCore<T, TMode>(ArtifactKind<T> kind, Engine engine, WasmSource source, CancellationToken cancellationToken)
         where T : class, IDisposable
-        where TMode : struct, ILoadMode
+        where TMode : struct, IIoMode
     {
         ArgumentNullException.ThrowIfNull(engine);
-        ArgumentNullException.ThrowIfNull(settings);
-        ArgumentNullException.ThrowIfNull(name);
-        ThrowIfNotBound(engine, settings);
+        var settings = SettingsOf(engine);
+        if (source.IsComponent is bool component && component != kind.IsComponent)
+        {
+            throw new ArgumentException($"'{source.Name}' is a {(component ? "component: load it with LoadComponent" : "core module: load it with Load")}.", nameof(source));
+        }
+
+        string name = source.Name;
+        var wasm = source.Wasm;
+        var digest = source.Digest;
+        bool validate = source.Validate || kind.IsComponent;
         var key = kind.KeyOf(digest is null ? settings.DeriveKey(wasm.Span) : settings.DeriveKey(digest));
         while (true)
         {
@@ -74,7 +71,7 @@ public sealed partial class WasmtimeModuleCache
                 if (led.Stale)
                 {
                     // A digest that is not the bytes' (a stale build): load under the key of the bytes.
-                    return await LoadCore<T, TMode>(kind, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
+                    return await LoadCore<T, TMode>(kind, engine, new WasmSource(name, wasm, digest: null, validate), cancellationToken).ConfigureAwait(false);
                 }
 
                 return led.Result;
@@ -116,7 +113,7 @@ public sealed partial class WasmtimeModuleCache
             if (running.Compiled is { } compiled)
             {
                 // The leader compiled on another engine: its serialized module (made for the tiers anyway) loads here.
-                return Done(engine, new Loaded(kind.Deserialize(engine, name, compiled), ModuleOrigin.SharedCompile, compiled.Length), key);
+                return Done(engine, new Obtained(kind.Deserialize(engine, name, compiled), ModuleOrigin.SharedCompile, compiled.Length), key);
             }
 
             // The leader found the entry for another engine, or gave up: look again.
@@ -126,7 +123,7 @@ public sealed partial class WasmtimeModuleCache
     /// <summary>As the one caller loading <paramref name="key"/> in this process: the tiers, then the locks, the re-check and the compile.</summary>
     private async ValueTask<Led> Lead<T, TMode>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, ReadOnlyMemory<byte> wasm, WasmDigest? digest, bool validate, Flight flight, CancellationToken cancellationToken)
         where T : class, IDisposable
-        where TMode : struct, ILoadMode
+        where TMode : struct, IIoMode
     {
         var (hit, incompatible) = await LookUp<T, TMode>(kind, engine, name, key, CacheLookupScope.All, cancellationToken).ConfigureAwait(false);
         if (hit is { } found)
@@ -159,7 +156,7 @@ public sealed partial class WasmtimeModuleCache
                 ? await Task.Run(() => kind.Compile(engine, name, wasm.Span, validate), CancellationToken.None).ConfigureAwait(false)
                 : kind.Compile(engine, name, wasm.Span, validate);
             var serialized = kind.Serialize(artifact);
-            var result = Done(engine, new Loaded(artifact, incompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
+            var result = Done(engine, new Obtained(artifact, incompatible ? ModuleOrigin.Recompiled : ModuleOrigin.Compiled, serialized.Length), key);
             flight.End(_live, engine, result.Lease, serialized); // the joiners go on while the tiers are written
             try
             {
@@ -180,9 +177,9 @@ public sealed partial class WasmtimeModuleCache
     }
 
     /// <summary>Asks the tiers once and turns a hit into a module; an entry this engine cannot use is reported, not returned.</summary>
-    private async ValueTask<(Loaded? Hit, bool Incompatible)> LookUp<T, TMode>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken)
+    private async ValueTask<(Obtained? Hit, bool Incompatible)> LookUp<T, TMode>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken)
         where T : class, IDisposable
-        where TMode : struct, ILoadMode
+        where TMode : struct, IIoMode
     {
         CacheEntry? entry;
         try
@@ -209,7 +206,7 @@ public sealed partial class WasmtimeModuleCache
     }
 
     /// <summary>Turns a hit into a module: maps a verified file, else deserializes the bytes; an entry this engine cannot use is removed from this host's tiers.</summary>
-    private (Loaded? Hit, bool Incompatible) TryLoadEntry<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheEntry entry)
+    private (Obtained? Hit, bool Incompatible) TryLoadEntry<T>(ArtifactKind<T> kind, Engine engine, string name, CacheKey key, CacheEntry entry)
         where T : class, IDisposable
     {
         ReadOnlyMemory<byte> bytes;
@@ -217,7 +214,7 @@ public sealed partial class WasmtimeModuleCache
         {
             try
             {
-                return (new Loaded(kind.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength), false);
+                return (new Obtained(kind.DeserializeFile(engine, name, file.Path), ModuleOrigin.MappedFile, file.PayloadLength), false);
             }
             catch (WasmtimeException e)
             {
@@ -243,7 +240,7 @@ public sealed partial class WasmtimeModuleCache
 
         try
         {
-            return (new Loaded(kind.Deserialize(engine, name, bytes.Span), ModuleOrigin.CacheHit, bytes.Length), false);
+            return (new Obtained(kind.Deserialize(engine, name, bytes.Span), ModuleOrigin.CacheHit, bytes.Length), false);
         }
         catch (WasmtimeException e)
         {
@@ -264,7 +261,7 @@ public sealed partial class WasmtimeModuleCache
     }
 
     private async ValueTask<IDisposable?> AcquireCompileLock<TMode>(CacheKey key, CancellationToken cancellationToken)
-        where TMode : struct, ILoadMode
+        where TMode : struct, IIoMode
     {
         if (_compileLockTimeout <= TimeSpan.Zero || !_offersLock)
         {
@@ -291,7 +288,7 @@ public sealed partial class WasmtimeModuleCache
     }
 
     private async ValueTask Store<TMode>(CacheKey key, byte[] serialized, bool localOnly, CancellationToken cancellationToken)
-        where TMode : struct, ILoadMode
+        where TMode : struct, IIoMode
     {
         try
         {
@@ -335,28 +332,12 @@ public sealed partial class WasmtimeModuleCache
     }
 
     /// <summary>
-    /// With <see cref="WasmtimeEngineSettings"/> the key must describe the engine's code, so the engine
-    /// must come from <see cref="WasmtimeEngineSettings.CreateEngine"/> with equal settings. (A custom
-    /// key type is the caller's promise.)
+    /// The settings the engine was created with (<see cref="WasmtimeEngineSettings.CreateEngine"/>): the
+    /// engine carries them, so the key always describes the code the engine makes.
     /// </summary>
-    private static void ThrowIfNotBound(Engine engine, IWasmCodeCacheKey settings)
-    {
-        if (settings is not WasmtimeEngineSettings wanted)
-        {
-            return;
-        }
-
-        var bound = WasmtimeEngineSettings.BoundTo(engine);
-        if (bound is null)
-        {
-            throw new ArgumentException("The engine was not created by WasmtimeEngineSettings.CreateEngine(), so the loader cannot know that the settings describe its code; create it with settings.CreateEngine().", nameof(engine));
-        }
-
-        if (!ReferenceEquals(bound, wanted) && !bound.Equals(wanted))
-        {
-            throw new ArgumentException($"The engine was created from other settings than the ones passed ({bound} against {wanted}); its code would be cached under the wrong key.", nameof(settings));
-        }
-    }
+    private static WasmtimeEngineSettings SettingsOf(Engine engine)
+        => WasmtimeEngineSettings.BoundTo(engine)
+            ?? throw new ArgumentException("The engine was not created by WasmtimeEngineSettings.CreateEngine(), so the loader cannot know which settings its code depends on; create it with settings.CreateEngine().", nameof(engine));
 
     /// <summary>
     /// Whatever a cache throws is its own failure and never fails a load, except what no code can
@@ -364,105 +345,12 @@ public sealed partial class WasmtimeModuleCache
     /// </summary>
     private static bool IsCacheFailure(Exception e) => e is not (OutOfMemoryException or OperationCanceledException);
 
-    private (LiveModules.Entry Lease, ModuleOrigin Origin) Done(Engine engine, Loaded loaded, CacheKey key)
+    private (LiveModules.Entry Lease, ModuleOrigin Origin) Done(Engine engine, Obtained loaded, CacheKey key)
         => (_live.Add(engine, key, loaded.Artifact, loaded.Size), loaded.Origin);
 
     /// <summary>A module or component this call obtained, where from, and its serialized size (for the live budget).</summary>
-    private readonly record struct Loaded(IDisposable Artifact, ModuleOrigin Origin, long Size);
+    private readonly record struct Obtained(IDisposable Artifact, ModuleOrigin Origin, long Size);
 
     /// <summary>What the leader of a load ended with: its lease, or that the digest it was given is stale.</summary>
     private readonly record struct Led((LiveModules.Entry Lease, ModuleOrigin Origin) Result, bool Stale);
-
-    /// <summary>
-    /// One load of a key in progress in this process. Joiners register before it ends and then wait for
-    /// <see cref="Done"/>: each is handed a lease of its own on the leader's live module (taken for it
-    /// when the flight ends, so no joiner sees a module disposed under it), plus the serialized module
-    /// when the leader compiled (for joiners on another engine). A flight that ended without a module
-    /// (a stale digest, a cancelled leader) sends its joiners to look again.
-    /// </summary>
-    private sealed class Flight
-    {
-        private readonly TaskCompletionSource _done = new(TaskCreationOptions.RunContinuationsAsynchronously);
-        private readonly object _gate = new();
-        private int _joiners;
-        private bool _ended;
-
-        public Task Done => _done.Task;
-
-        public Engine? Engine { get; private set; }
-
-        public LiveModules.Entry? Lease { get; private set; }
-
-        public byte[]? Compiled { get; private set; }
-
-        /// <summary>Registers a joiner; <see langword="false"/> when the flight has already ended.</summary>
-        public bool TryJoin()
-        {
-            lock (_gate)
-            {
-                if (_ended)
-                {
-                    return false;
-                }
-
-                _joiners++;
-                return true;
-            }
-        }
-
-        /// <summary>Ends the flight (once): every joiner so far is owed one lease on <paramref name="lease"/>.</summary>
-        public void End(LiveModules live, Engine engine, LiveModules.Entry? lease, byte[]? compiled)
-        {
-            lock (_gate)
-            {
-                if (_ended)
-                {
-                    return;
-                }
-
-                _ended = true;
-                Engine = engine;
-                Lease = lease;
-                Compiled = compiled;
-                if (lease is not null && _joiners > 0)
-                {
-                    live.Share(lease, _joiners);
-                }
-            }
-
-            _done.SetResult();
-        }
-
-        /// <summary>Ends the flight with the leader's failure, which every joiner rethrows.</summary>
-        public void Fail(Exception e)
-        {
-            lock (_gate)
-            {
-                if (_ended)
-                {
-                    return;
-                }
-
-                _ended = true;
-            }
-
-            _done.SetException(e);
-        }
-
-        /// <summary>A joiner that stopped waiting: releases the lease it is owed once the flight ends.</summary>
-        public void Abandon(LiveModules live)
-            => _ = _done.Task.ContinueWith(
-                static (_, state) =>
-                {
-                    var (flight, owner) = ((Flight, LiveModules))state!;
-                    if (flight.Lease is { } lease)
-                    {
-                        owner.Release(lease);
-                    }
-                },
-                (this, live),
-                CancellationToken.None,
-                TaskContinuationOptions.ExecuteSynchronously,
-                TaskScheduler.Default);
-    }
 }

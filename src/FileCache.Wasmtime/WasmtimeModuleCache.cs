@@ -3,7 +3,7 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
-using FileCache.Wasmtime.Internal;
+using FileCache.Internal;
 using Wasmtime;
 using Wasmtime.Components;
 using WasmModule = Wasmtime.Module; // System.Reflection.Module would clash
@@ -72,191 +72,59 @@ public sealed partial class WasmtimeModuleCache
     }
 
 
-    /// <summary>Loads a module, from the cache when possible.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type (usually <see cref="WasmtimeEngineSettings"/>).</param>
-    /// <param name="name">The module's name.</param>
-    /// <param name="wasm">The module's WebAssembly bytes.</param>
-    /// <param name="validate">Validate the bytes before compiling them (a hit needs no validation: its key covers the bytes).</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <summary>Loads a core module, from the cache when possible.</summary>
+    /// <param name="engine">The engine, created by <see cref="WasmtimeEngineSettings.CreateEngine"/>: its settings are part of the key.</param>
+    /// <param name="source">The module: bytes (with their digest when known) or an embedded module.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's load of the same module.</param>
     /// <returns>The module and where it came from.</returns>
+    /// <exception cref="ArgumentException">The engine was not created by <see cref="WasmtimeEngineSettings.CreateEngine"/>, or the source is an embedded component.</exception>
     /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
-    public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
-    }
+    public Loaded<WasmModule> Load(Engine engine, WasmSource source, CancellationToken cancellationToken = default)
+        => Finish<WasmModule>(Stopwatch.GetTimestamp(), RunBlocking(ModuleKind.Instance, engine, source, cancellationToken));
 
-    /// <summary>Loads a module, from the cache when possible, without blocking while another caller compiles it.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The module's name.</param>
-    /// <param name="wasm">The module's WebAssembly bytes.</param>
-    /// <param name="validate">Validate the bytes before compiling them.</param>
-    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <summary>Loads a core module, from the cache when possible, without blocking on the cache or on another caller's load.</summary>
+    /// <param name="engine">The engine, created by <see cref="WasmtimeEngineSettings.CreateEngine"/>: its settings are part of the key.</param>
+    /// <param name="source">The module: bytes (with their digest when known) or an embedded module.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's load.</param>
     /// <returns>The module and where it came from.</returns>
+    /// <exception cref="ArgumentException">The engine was not created by <see cref="WasmtimeEngineSettings.CreateEngine"/>, or the source is an embedded component.</exception>
     /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
-    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, bool validate = false, CancellationToken cancellationToken = default)
+    public async ValueTask<Loaded<WasmModule>> LoadAsync(Engine engine, WasmSource source, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, name, wasm, null, validate, cancellationToken).ConfigureAwait(false);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
-    }
-
-    /// <summary>
-    /// Loads a module known only at run time whose digest was computed once before
-    /// (<see cref="WasmDigest.Compute"/>, kept beside the file: <see cref="WasmDigest.ChunkDigests"/> as
-    /// hex, read back with <see cref="WasmDigest.FromHex"/>), so the key hashes nothing and a reload on the
-    /// same engine is a dictionary lookup. A digest that does not match the bytes is caught before a
-    /// compile (counted in <c>filecache.wasmtime.stale_digests</c>): the module is then filed under the key
-    /// of its bytes, never under another module's.
-    /// </summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The module's name.</param>
-    /// <param name="wasm">The module's WebAssembly bytes.</param>
-    /// <param name="digest">The bytes' digest, computed before.</param>
-    /// <param name="validate">Validate the bytes before compiling them.</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
-    /// <returns>The module and where it came from.</returns>
-    /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
-    public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, WasmDigest digest, bool validate = false, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(digest);
-        long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
-    }
-
-    /// <summary>As <see cref="Load(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, WasmDigest, bool, CancellationToken)"/>, without blocking while another caller compiles it.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The module's name.</param>
-    /// <param name="wasm">The module's WebAssembly bytes.</param>
-    /// <param name="digest">The bytes' digest, computed before.</param>
-    /// <param name="validate">Validate the bytes before compiling them.</param>
-    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
-    /// <returns>The module and where it came from.</returns>
-    /// <exception cref="WasmtimeException">The bytes are not a valid module for this engine.</exception>
-    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, WasmDigest digest, bool validate = false, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(digest);
-        long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, name, wasm, digest, validate, cancellationToken).ConfigureAwait(false);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
+        return Finish<WasmModule>(start, await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, source, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>
     /// Loads a component (the component model: the engine needs <see cref="WasmtimeEngineSettings.ComponentModel"/>),
     /// from the cache when possible. Components share the tiers, live cache and single flight with
-    /// modules under keys of their own domain.
+    /// modules under keys of their own domain; their bytes are always validated before a compile.
     /// </summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The component's name (for logs).</param>
-    /// <param name="wasm">The component's WebAssembly bytes.</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
+    /// <param name="engine">The engine, created by <see cref="WasmtimeEngineSettings.CreateEngine"/>.</param>
+    /// <param name="source">The component: bytes or an embedded component.</param>
+    /// <param name="cancellationToken">Cancels waiting for another caller's load of the same component.</param>
     /// <returns>The component and where it came from.</returns>
+    /// <exception cref="ArgumentException">The engine was not created by <see cref="WasmtimeEngineSettings.CreateEngine"/>, or the source is an embedded core module.</exception>
     /// <exception cref="WasmtimeException">The bytes are not a valid component for this engine.</exception>
-    public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlySpan<byte> wasm, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = RunBlocking(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken);
-        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
-    }
+    public Loaded<Component> LoadComponent(Engine engine, WasmSource source, CancellationToken cancellationToken = default)
+        => Finish<Component>(Stopwatch.GetTimestamp(), RunBlocking(ComponentKind.Instance, engine, source, cancellationToken));
 
-    /// <summary>Loads a component without blocking while another caller compiles it; see <see cref="LoadComponent(Engine, IWasmCodeCacheKey, string, ReadOnlySpan{byte}, CancellationToken)"/>.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="name">The component's name (for logs).</param>
-    /// <param name="wasm">The component's WebAssembly bytes.</param>
-    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
+    /// <summary>Loads a component without blocking on the cache or on another caller's load; see <see cref="LoadComponent"/>.</summary>
+    /// <param name="engine">The engine, created by <see cref="WasmtimeEngineSettings.CreateEngine"/>.</param>
+    /// <param name="source">The component: bytes or an embedded component.</param>
+    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's load.</param>
     /// <returns>The component and where it came from.</returns>
+    /// <exception cref="ArgumentException">The engine was not created by <see cref="WasmtimeEngineSettings.CreateEngine"/>, or the source is an embedded core module.</exception>
     /// <exception cref="WasmtimeException">The bytes are not a valid component for this engine.</exception>
-    public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, string name, ReadOnlyMemory<byte> wasm, CancellationToken cancellationToken = default)
+    public async ValueTask<Loaded<Component>> LoadComponentAsync(Engine engine, WasmSource source, CancellationToken cancellationToken = default)
     {
         long start = Stopwatch.GetTimestamp();
-        var (lease, origin) = await LoadCore<Component, NonBlocking>(ComponentKind.Instance, engine, settings, name, wasm, null, validate: true, cancellationToken).ConfigureAwait(false);
-        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
-    }
-
-    /// <summary>
-    /// Loads a module embedded by a <c>&lt;WasmModule&gt;</c> item (the generated <c>WasmModules</c> class).
-    /// Its key comes from the digest computed at build time, so a warm load hashes nothing; its bytes
-    /// are the assembly's resource in place (no copy).
-    /// </summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="module">The embedded module.</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
-    /// <returns>The module and where it came from.</returns>
-    /// <exception cref="ArgumentException"><paramref name="module"/> is a component (use <see cref="LoadComponent(Engine, IWasmCodeCacheKey, EmbeddedWasmModule, CancellationToken)"/>).</exception>
-    public LoadedModule Load(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        ThrowIfKind(module, component: false);
-        var (lease, origin) = RunBlocking(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
-    }
-
-    /// <summary>Loads a module embedded by a <c>&lt;WasmModule&gt;</c> item without blocking while another caller compiles it.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="module">The embedded module.</param>
-    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
-    /// <returns>The module and where it came from.</returns>
-    /// <exception cref="ArgumentException"><paramref name="module"/> is a component.</exception>
-    public async ValueTask<LoadedModule> LoadAsync(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        ThrowIfKind(module, component: false);
-        var (lease, origin) = await LoadCore<WasmModule, NonBlocking>(ModuleKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
-        return new LoadedModule(_live, lease, origin, Measured(origin, "module", start));
-    }
-
-    /// <summary>Loads a component embedded by a <c>&lt;WasmModule&gt;</c> item; its key needs no hashing.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="module">The embedded component.</param>
-    /// <param name="cancellationToken">Cancels waiting for another caller's compile.</param>
-    /// <returns>The component and where it came from.</returns>
-    /// <exception cref="ArgumentException"><paramref name="module"/> is a core module (use <see cref="Load(Engine, IWasmCodeCacheKey, EmbeddedWasmModule, CancellationToken)"/>).</exception>
-    public LoadedComponent LoadComponent(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        ThrowIfKind(module, component: true);
-        var (lease, origin) = RunBlocking(ComponentKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken);
-        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
-    }
-
-    /// <summary>Loads a component embedded by a <c>&lt;WasmModule&gt;</c> item without blocking while another caller compiles it.</summary>
-    /// <param name="engine">The engine; it must have been created with <paramref name="settings"/>.</param>
-    /// <param name="settings">The engine's settings as a key type.</param>
-    /// <param name="module">The embedded component.</param>
-    /// <param name="cancellationToken">Cancels the lookup and waiting for another caller's compile.</param>
-    /// <returns>The component and where it came from.</returns>
-    /// <exception cref="ArgumentException"><paramref name="module"/> is a core module.</exception>
-    public async ValueTask<LoadedComponent> LoadComponentAsync(Engine engine, IWasmCodeCacheKey settings, EmbeddedWasmModule module, CancellationToken cancellationToken = default)
-    {
-        long start = Stopwatch.GetTimestamp();
-        ThrowIfKind(module, component: true);
-        var (lease, origin) = await LoadCore<Component, NonBlocking>(ComponentKind.Instance, engine, settings, module.Name, module.Bytes, module.Digest, validate: true, cancellationToken).ConfigureAwait(false);
-        return new LoadedComponent(_live, lease, origin, Measured(origin, "component", start));
-    }
-
-    private static void ThrowIfKind(EmbeddedWasmModule module, bool component)
-    {
-        ArgumentNullException.ThrowIfNull(module);
-        if (module.IsComponent != component)
-        {
-            throw new ArgumentException($"'{module.Name}' is a {(module.IsComponent ? "component: load it with LoadComponent" : "core module: load it with Load")}.", nameof(module));
-        }
+        return Finish<Component>(start, await LoadCore<Component, NonBlocking>(ComponentKind.Instance, engine, source, cancellationToken).ConfigureAwait(false));
     }
 
     /// <summary>
     /// Drops the live modules of <paramref name="engine"/> (modules still held by a
-    /// <see cref="LoadedModule"/> are disposed when it is). Call it before disposing an engine whose
+    /// <see cref="Loaded{T}"/> are disposed when it is). Call it before disposing an engine whose
     /// modules should not wait for the engine to be collected.
     /// </summary>
     /// <param name="engine">The engine.</param>
@@ -270,14 +138,14 @@ public sealed partial class WasmtimeModuleCache
     /// <summary>Bytes of live modules held (their serialized sizes), for diagnostics and tests.</summary>
     public long LiveModuleBytes => _live.Bytes;
 
-    /// <summary>Counts a finished load and records its duration; returns the duration.</summary>
-    private TimeSpan Measured(ModuleOrigin origin, string artifact, long start)
+    /// <summary>Counts a finished load once and records its duration.</summary>
+    private Loaded<T> Finish<T>(long start, (LiveModules.Entry Lease, ModuleOrigin Origin) done)
+        where T : class
     {
         var elapsed = Stopwatch.GetElapsedTime(start);
-        var tags = new TagList { { "filecache.origin", origin.ToString().ToLowerInvariant() }, { "filecache.artifact", artifact } };
+        var tags = new TagList { { "filecache.origin", done.Origin.ToString().ToLowerInvariant() }, { "filecache.artifact", typeof(T) == typeof(Component) ? "component" : "module" } };
         _loads.Add(1, tags);
         _loadDuration.Record(elapsed.TotalSeconds, tags);
-        return elapsed;
+        return new Loaded<T>(_live, done.Lease, done.Origin, elapsed);
     }
-
 }

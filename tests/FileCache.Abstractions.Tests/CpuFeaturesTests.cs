@@ -39,7 +39,17 @@ public sealed class CpuFeaturesTests
         string[] names = ["pni", "ssse3", "sse4_1", "sse4_2", "popcnt", "avx", "avx2", "fma", "bmi1", "bmi2", "abm", "avx512f", "avx512bw", "avx512dq", "avx512vbmi", "avx512vl", "avx512_bitalg", "cx16"];
         for (int bit = 0; bit < names.Length; bit++)
         {
-            Assert.True(flags.Contains(names[bit]) == ((CpuFeatures.Current & (1UL << bit)) != 0), $"bit {bit} ({names[bit]})");
+            bool expected = flags.Contains(names[bit]);
+            if (names[bit] == "abm" && !expected)
+            {
+                // Some kernels do not list abm although CPUID reports LZCNT (Linux 6.18 under Firecracker,
+                // checked with gcc's __get_cpuid on leaf 0x80000001). Cranelift detects lzcnt with CPUID,
+                // so the key follows CPUID; the oracle for this bit is then the JIT's own CPUID reading
+                // (in a JIT process IsSupported describes the machine; only NativeAOT's describes its target).
+                expected = System.Runtime.Intrinsics.X86.Lzcnt.IsSupported;
+            }
+
+            Assert.True(expected == ((CpuFeatures.Current & (1UL << bit)) != 0), $"bit {bit} ({names[bit]})");
         }
     }
 }

@@ -63,15 +63,15 @@ try
     Check(settings.DeriveKey(wasm) != (settings with { ConsumeFuel = true }).DeriveKey(wasm), "settings change the key");
     var loader = host.Services.GetRequiredService<WasmtimeModuleCache>();
     using var engine = settings.CreateEngine();
-    using (var first = loader.Load(engine, settings, "answer", wasm))
+    using (var first = loader.Load(engine, new WasmSource("answer", wasm)))
     {
         Check(first.Origin == ModuleOrigin.Compiled, "first load compiles");
     }
 
-    using var second = loader.Load(engine, settings, "answer", wasm);
+    using var second = loader.Load(engine, new WasmSource("answer", wasm));
     Check(second.IsHit, $"second load hits ({second.Origin})");
     using var store = new Store(engine);
-    Check(new Instance(store, second.Module).GetFunction("answer")!.Invoke() is 42, "the cached module runs");
+    Check(new Instance(store, second.Value).GetFunction("answer")!.Invoke() is 42, "the cached module runs");
     await host.StopAsync();
 }
 catch (Exception e)

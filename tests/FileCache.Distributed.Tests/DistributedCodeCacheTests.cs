@@ -206,7 +206,7 @@ public sealed class DistributedCodeCacheTests : IDisposable
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
 
-        using (var first = loader.Load(engine, settings, "a", Wasm(1)))
+        using (var first = loader.Load(engine, new WasmSource("a", Wasm(1))))
         {
             Assert.Equal(ModuleOrigin.Compiled, first.Origin);
         }
@@ -214,9 +214,9 @@ public sealed class DistributedCodeCacheTests : IDisposable
         redis.Stop();
         for (int i = 2; i < 5; i++)
         {
-            using var loaded = loader.Load(engine, settings, "m", Wasm(i)); // no exception escapes
+            using var loaded = loader.Load(engine, new WasmSource("m", Wasm(i))); // no exception escapes
             Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
-            using var hit = loader.Load(engine, settings, "m", Wasm(i)); // the local tiers still serve
+            using var hit = loader.Load(engine, new WasmSource("m", Wasm(i))); // the local tiers still serve
             Assert.True(hit.IsHit);
         }
 

@@ -47,14 +47,14 @@ public sealed class LocalFailureTests : IDisposable
         using var tiers = new TieredCodeCache([new MemoryCodeCache(), disk, fleet]);
         var loader = new WasmtimeModuleCache(tiers);
         using var engine = plain.CreateEngine();
-        using var loaded = loader.Load(engine, plain, "m", wasm);
+        using var loaded = loader.Load(engine, new WasmSource("m", wasm));
         Assert.Equal(ModuleOrigin.Recompiled, loaded.Origin);
 
         Assert.Equal(fleetValue, store.Get(fleet.GetStoreKey(key))); // neither deleted nor overwritten
         Assert.True(disk.TryGet(key, out var local)); // this host's own, compatible entry
         local.Dispose();
         loader.Forget(engine);
-        using var next = loader.Load(engine, plain, "m", wasm);
+        using var next = loader.Load(engine, new WasmSource("m", wasm));
         Assert.Equal(ModuleOrigin.CacheHit, next.Origin); // the memory tier, first, now holds the compatible entry
     }
 
@@ -66,13 +66,13 @@ public sealed class LocalFailureTests : IDisposable
         using var disk = new DiskCodeCache(_dir);
         using (var engine = settings.CreateEngine())
         {
-            new WasmtimeModuleCache(disk).Load(engine, settings, "m", wasm).Dispose();
+            new WasmtimeModuleCache(disk).Load(engine, new WasmSource("m", wasm)).Dispose();
         }
 
         var broken = new UnmappableFiles(disk);
         var loader = new WasmtimeModuleCache(broken);
         using var fresh = settings.CreateEngine();
-        using var loaded = loader.Load(fresh, settings, "m", wasm);
+        using var loaded = loader.Load(fresh, new WasmSource("m", wasm));
         Assert.Equal(ModuleOrigin.CacheHit, loaded.Origin); // not Recompiled: the entry was fine
         Assert.Equal(0, broken.Deletes);
         Assert.True(File.Exists(disk.GetPath(settings.DeriveKey(wasm))));

@@ -44,13 +44,13 @@ public sealed class UseCacheTests : IDisposable
             var loader = provider.GetRequiredService<WasmtimeModuleCache>();
             var wasm = Wasm(1);
             using (var engine = _settings.CreateEngine())
-            using (var cold = loader.Load(engine, _settings, "m", wasm))
+            using (var cold = loader.Load(engine, new WasmSource("m", wasm)))
             {
                 Assert.Equal(ModuleOrigin.Compiled, cold.Origin);
             }
 
             using (var engine = _settings.CreateEngine())
-            using (var warm = loader.Load(engine, _settings, "m", wasm))
+            using (var warm = loader.Load(engine, new WasmSource("m", wasm)))
             {
                 Assert.Equal(ModuleOrigin.MappedFile, warm.Origin); // the typed lookup: the verified file, mapped
             }
@@ -88,7 +88,7 @@ public sealed class UseCacheTests : IDisposable
         services.AddWasmCodeCache(c => c.UseDisk(_dir).UseCache(fleet).AddWasmtime());
         using var provider = services.BuildServiceProvider();
         using var engine = _settings.CreateEngine();
-        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, _settings, "m", wasm);
+        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, new WasmSource("m", wasm));
         Assert.Equal(ModuleOrigin.Recompiled, loaded.Origin);
         Assert.Equal(fleetValue, store.Get(fleet.GetStoreKey(key))); // neither deleted nor overwritten
     }
@@ -108,7 +108,7 @@ public sealed class UseCacheTests : IDisposable
         services.AddWasmCodeCache(c => c.UseCache(store, locality).AddWasmtime());
         using var provider = services.BuildServiceProvider();
         using var engine = _settings.CreateEngine();
-        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, _settings, "m", wasm);
+        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, new WasmSource("m", wasm));
         Assert.Equal(ModuleOrigin.Recompiled, loaded.Origin);
         Assert.True(store.TryGet(key, out var held));
         using (held)

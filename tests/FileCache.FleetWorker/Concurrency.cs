@@ -41,7 +41,7 @@ internal static class Concurrency
         var payload = new byte[64 * 1024 + 12 * 1024];
         Random.Shared.NextBytes(payload);
         cache.Add(key, new MemoryStream(payload)); // warm the connection and the entry
-        loader.Load(engine, settings, "m", wasm).Dispose();
+        loader.Load(engine, new WasmSource("m", wasm)).Dispose();
 
         long operations = 0;
         int started = 0;
@@ -72,7 +72,7 @@ internal static class Concurrency
                 switch (api)
                 {
                     case "loadasync":
-                        (await loader.LoadAsync(engine, settings, "m", wasm)).Dispose();
+                        (await loader.LoadAsync(engine, new WasmSource("m", wasm))).Dispose();
                         break;
                     case "async":
                         switch (random.Next(3))

@@ -20,7 +20,7 @@ if (args[0] == "machine")
     using var machineProvider = machine.BuildServiceProvider();
     var machineSettings = new WasmtimeEngineSettings();
     using var machineEngine = machineSettings.CreateEngine();
-    using var machineLoaded = machineProvider.GetRequiredService<WasmtimeModuleCache>().Load(machineEngine, machineSettings, "m", File.ReadAllBytes(args[2]));
+    using var machineLoaded = machineProvider.GetRequiredService<WasmtimeModuleCache>().Load(machineEngine, new WasmSource("m", File.ReadAllBytes(args[2])));
     Console.WriteLine($"origin={machineLoaded.Origin}");
     return 0;
 }
@@ -44,7 +44,7 @@ if (args[0] == "fleetlock")
     using var hostProvider = host.BuildServiceProvider();
     var hostSettings = new WasmtimeEngineSettings();
     using var hostEngine = hostSettings.CreateEngine();
-    using var hostLoaded = await hostProvider.GetRequiredService<WasmtimeModuleCache>().LoadAsync(hostEngine, hostSettings, "m", File.ReadAllBytes(args[4]));
+    using var hostLoaded = await hostProvider.GetRequiredService<WasmtimeModuleCache>().LoadAsync(hostEngine, new WasmSource("m", File.ReadAllBytes(args[4])));
     Console.WriteLine($"origin={hostLoaded.Origin}");
     return 0;
 }
@@ -66,7 +66,7 @@ using var provider = services.BuildServiceProvider();
 var loader = provider.GetRequiredService<WasmtimeModuleCache>();
 var settings = new WasmtimeEngineSettings();
 using var engine = settings.CreateEngine();
-using var loaded = loader.Load(engine, settings, "fleet", wasm);
+using var loaded = loader.Load(engine, new WasmSource("fleet", wasm));
 var diskTier = (DiskCodeCache)((TieredCodeCache)provider.GetRequiredService<IWasmCodeCache>()).Tiers[0];
 Console.WriteLine($"origin={loaded.Origin}");
 Console.WriteLine($"disk-holds-entry={File.Exists(diskTier.GetPath(loaded.Key))}");

@@ -31,7 +31,7 @@ public sealed class QuickStartFeedTests : IDisposable
 
         string feed = Path.Join(_root, "feed");
         string version = "0.0.0-quickstart" + DateTime.UtcNow.ToString("yyyyMMddHHmmssfff", System.Globalization.CultureInfo.InvariantCulture);
-        foreach (var package in new[] { "FileCache.Abstractions", "FileCache.Disk", "FileCache.Wasmtime" })
+        foreach (var package in new[] { "FileCache.Abstractions", "FileCache", "FileCache.Disk", "FileCache.Wasmtime" })
         {
             PackagingTests.Run(repository, "dotnet", "pack", Path.Join(repository, "src", package, package + ".csproj"), "-c", "Release", "-o", feed, "-p:Version=" + version, "-p:ContinuousIntegrationBuild=false");
         }

@@ -402,7 +402,7 @@ public sealed class ToolTests : IDisposable
     public void TheBuiltTool_RunsAsAProcess()
     {
         Fill(Dir("c"), 2, 100);
-        string tool = Path.Join(AppContext.BaseDirectory, "filecache.dll");
+        string tool = Path.Join(AppContext.BaseDirectory, "FileCache.Tool.dll");
         var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[] { tool, "stats", "--dir", Dir("c"), "--json" })
         {

@@ -28,11 +28,11 @@ public sealed class ComponentTests : IDisposable
           (func (export "answer") (result u32) (canon lift (core func $i "answer"))))
         """);
 
-    private static uint Call(LoadedComponent loaded, Engine engine)
+    private static uint Call(Loaded<global::Wasmtime.Components.Component> loaded, Engine engine)
     {
         using var store = new Store(engine);
         using var linker = new ComponentLinker(engine);
-        var instance = linker.Instantiate(store, loaded.Component);
+        var instance = linker.Instantiate(store, loaded.Value);
         return instance.GetFunction("answer")!.Call()!.AsU32();
     }
 
@@ -44,17 +44,17 @@ public sealed class ComponentTests : IDisposable
         var wasm = Component(42);
 
         using (var engine = _settings.CreateEngine())
-        using (var first = loader.LoadComponent(engine, _settings, "c", wasm))
-        using (var again = loader.LoadComponent(engine, _settings, "c", wasm))
+        using (var first = loader.LoadComponent(engine, new WasmSource("c", wasm)))
+        using (var again = loader.LoadComponent(engine, new WasmSource("c", wasm)))
         {
             Assert.Equal(ModuleOrigin.Compiled, first.Origin);
             Assert.Equal(ModuleOrigin.LiveModule, again.Origin);
-            Assert.Same(first.Component, again.Component);
+            Assert.Same(first.Value, again.Value);
             Assert.Equal(42u, Call(first, engine));
         }
 
         using var fresh = _settings.CreateEngine();
-        using var hit = loader.LoadComponent(fresh, _settings, "c", wasm);
+        using var hit = loader.LoadComponent(fresh, new WasmSource("c", wasm));
         Assert.Equal(ModuleOrigin.MappedFile, hit.Origin);
         Assert.Equal(42u, Call(hit, fresh));
     }
@@ -66,7 +66,7 @@ public sealed class ComponentTests : IDisposable
         var loader = new WasmtimeModuleCache(memory);
         var wasm = Component(7);
         using var engine = _settings.CreateEngine();
-        using var loaded = await loader.LoadComponentAsync(engine, _settings, "c", wasm);
+        using var loaded = await loader.LoadComponentAsync(engine, new WasmSource("c", wasm));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
 
         var moduleKey = _settings.DeriveKey(wasm);
@@ -76,7 +76,7 @@ public sealed class ComponentTests : IDisposable
         stored.Dispose();
 
         using var fresh = _settings.CreateEngine();
-        using var hit = await loader.LoadComponentAsync(fresh, _settings, "c", wasm);
+        using var hit = await loader.LoadComponentAsync(fresh, new WasmSource("c", wasm));
         Assert.Equal(ModuleOrigin.CacheHit, hit.Origin);
         Assert.Equal(7u, Call(hit, fresh));
     }
@@ -88,7 +88,7 @@ public sealed class ComponentTests : IDisposable
         var loader = new WasmtimeModuleCache(new TieredCodeCache([new MemoryCodeCache(), disk]));
         var wasm = Component(9);
         using var engine = _settings.CreateEngine();
-        var loads = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => loader.LoadComponentAsync(engine, _settings, "c", wasm).AsTask())));
+        var loads = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => loader.LoadComponentAsync(engine, new WasmSource("c", wasm)).AsTask())));
         try
         {
             Assert.Equal(1, loads.Count(l => l.Origin == ModuleOrigin.Compiled));
@@ -109,6 +109,6 @@ public sealed class ComponentTests : IDisposable
         var loader = new WasmtimeModuleCache(new MemoryCodeCache());
         using var engine = _settings.CreateEngine();
         var module = global::Wasmtime.Module.ConvertText("(module)");
-        Assert.Throws<WasmtimeException>(() => loader.LoadComponent(engine, _settings, "not-a-component", module));
+        Assert.Throws<WasmtimeException>(() => loader.LoadComponent(engine, new WasmSource("not-a-component", module)));
     }
 }

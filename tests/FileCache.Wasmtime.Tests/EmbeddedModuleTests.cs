@@ -64,8 +64,8 @@ public sealed class EmbeddedModuleTests : IDisposable
 
         using var disk = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(disk);
-        async Task<LoadedModule> Load(global::Wasmtime.Engine engine)
-            => async ? await loader.LoadAsync(engine, _settings, "plugin", wasm, digest) : loader.Load(engine, _settings, "plugin", wasm, digest);
+        async Task<Loaded<global::Wasmtime.Module>> Load(global::Wasmtime.Engine engine)
+            => async ? await loader.LoadAsync(engine, new WasmSource("plugin", wasm, digest: digest)) : loader.Load(engine, new WasmSource("plugin", wasm, digest: digest));
 
         using (var engine = _settings.CreateEngine())
         {
@@ -85,7 +85,7 @@ public sealed class EmbeddedModuleTests : IDisposable
         previous[^1] ^= 1;
         using var other = new DiskCodeCache(Path.Join(_dir, "other"));
         var otherLoader = new WasmtimeModuleCache(other);
-        using var wrong = otherLoader.Load(fresh, _settings, "plugin", wasm, WasmDigest.Compute(previous));
+        using var wrong = otherLoader.Load(fresh, new WasmSource("plugin", wasm, digest: WasmDigest.Compute(previous)));
         Assert.Equal(ModuleOrigin.Compiled, wrong.Origin);
         Assert.Equal(_settings.DeriveKey(wasm), wrong.Key);
         Assert.DoesNotContain(other.EnumerateEntries(), e => e.Key == _settings.DeriveKey(WasmDigest.Compute(previous)));
@@ -109,7 +109,7 @@ public sealed class EmbeddedModuleTests : IDisposable
         using var disk = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(disk);
         using var engine = _settings.CreateEngine();
-        using var loaded = async ? await loader.LoadAsync(engine, _settings, stale) : loader.Load(engine, _settings, stale);
+        using var loaded = async ? await loader.LoadAsync(engine, stale) : loader.Load(engine, stale);
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.Equal(bytesKey, loaded.Key);
         Assert.DoesNotContain(disk.EnumerateEntries(), e => e.Key == staleKey);
@@ -122,18 +122,18 @@ public sealed class EmbeddedModuleTests : IDisposable
         using var disk = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(disk);
         using (var engine = _settings.CreateEngine())
-        using (var first = loader.Load(engine, _settings, WasmModules.Answer))
-        using (var again = await loader.LoadAsync(engine, _settings, WasmModules.Answer))
+        using (var first = loader.Load(engine, WasmModules.Answer))
+        using (var again = await loader.LoadAsync(engine, WasmModules.Answer))
         {
             Assert.Equal(ModuleOrigin.Compiled, first.Origin);
             Assert.Equal(ModuleOrigin.LiveModule, again.Origin);
             Assert.Equal(_settings.DeriveKey(WasmModules.Answer.Bytes.Span), first.Key);
             using var store = new Store(engine);
-            Assert.Equal(42, (int)new Instance(store, first.Module).GetFunction("answer")!.Invoke()!);
+            Assert.Equal(42, (int)new Instance(store, first.Value).GetFunction("answer")!.Invoke()!);
         }
 
         using var fresh = _settings.CreateEngine();
-        using var byBytes = loader.Load(fresh, _settings, "answer", WasmModules.Answer.Bytes.Span); // the same entry
+        using var byBytes = loader.Load(fresh, new WasmSource("answer", WasmModules.Answer.Bytes)); // the same entry
         Assert.Equal(ModuleOrigin.MappedFile, byBytes.Origin);
     }
 
@@ -143,14 +143,14 @@ public sealed class EmbeddedModuleTests : IDisposable
         var settings = new WasmtimeEngineSettings { ComponentModel = true };
         var loader = new WasmtimeModuleCache(new Memory.MemoryCodeCache());
         using var engine = settings.CreateEngine();
-        using var loaded = loader.LoadComponent(engine, settings, WasmModules.AnswerComponent);
+        using var loaded = loader.LoadComponent(engine, WasmModules.AnswerComponent);
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         using var store = new Store(engine);
         using var linker = new ComponentLinker(engine);
-        Assert.Equal(42u, linker.Instantiate(store, loaded.Component).GetFunction("answer")!.Call()!.AsU32());
+        Assert.Equal(42u, linker.Instantiate(store, loaded.Value).GetFunction("answer")!.Call()!.AsU32());
 
-        var e = Assert.Throws<ArgumentException>(() => loader.Load(engine, settings, WasmModules.AnswerComponent));
+        var e = Assert.Throws<ArgumentException>(() => loader.Load(engine, WasmModules.AnswerComponent));
         Assert.Contains("LoadComponent", e.Message);
-        Assert.Throws<ArgumentException>(() => loader.LoadComponent(engine, settings, WasmModules.Answer));
+        Assert.Throws<ArgumentException>(() => loader.LoadComponent(engine, WasmModules.Answer));
     }
 }

@@ -90,9 +90,9 @@ public sealed class EngineSettingsCoverageTests
         var wasm = global::Wasmtime.Module.ConvertText("(module (func (export \"answer\") (result i32) i32.const 42))");
         Assert.NotEqual(plain.DeriveKey(wasm), changed.DeriveKey(wasm));
         using var engine = changed.CreateEngine();
-        using var loaded = new WasmtimeModuleCache(new FileCache.Memory.MemoryCodeCache()).Load(engine, changed, "m", wasm);
+        using var loaded = new WasmtimeModuleCache(new FileCache.Memory.MemoryCodeCache()).Load(engine, new WasmSource("m", wasm));
         using var store = new Store(engine);
-        Assert.Equal(42, (int)new Instance(store, loaded.Module).GetFunction("answer")!.Invoke()!);
+        Assert.Equal(42, (int)new Instance(store, loaded.Value).GetFunction("answer")!.Invoke()!);
     }
 
     [Fact]
@@ -101,16 +101,21 @@ public sealed class EngineSettingsCoverageTests
         var loader = new WasmtimeModuleCache(new FileCache.Memory.MemoryCodeCache());
         var plain = new WasmtimeEngineSettings();
         var wasm = global::Wasmtime.Module.ConvertText("(module)");
-        using var fuelEngine = (plain with { ConsumeFuel = true }).CreateEngine();
-        var differ = Assert.Throws<ArgumentException>(() => loader.Load(fuelEngine, plain, "m", wasm));
-        Assert.Contains("other settings", differ.Message);
+        var fuel = plain with { ConsumeFuel = true };
+        using var fuelEngine = fuel.CreateEngine();
+        using (var fromFuel = loader.Load(fuelEngine, new WasmSource("m", wasm)))
+        {
+            // The engine carries its settings: its code is filed under its own key, never another's.
+            Assert.Equal(fuel.DeriveKey(wasm), fromFuel.Key);
+            Assert.NotEqual(plain.DeriveKey(wasm), fromFuel.Key);
+        }
 
         using var bare = new Engine(plain.CreateConfig());
-        var unknown = Assert.Throws<ArgumentException>(() => loader.Load(bare, plain, "m", wasm));
+        var unknown = Assert.Throws<ArgumentException>(() => loader.Load(bare, new WasmSource("m", wasm)));
         Assert.Contains("CreateEngine", unknown.Message);
 
         using var right = plain.CreateEngine();
-        using var loaded = loader.Load(right, plain with { }, "m", wasm); // equal settings, another instance
+        using var loaded = loader.Load(right, new WasmSource("m", wasm)); // equal settings, another instance
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
     }
 }

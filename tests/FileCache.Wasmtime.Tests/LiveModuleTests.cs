@@ -23,16 +23,16 @@ public sealed class LiveModuleTests
         var cache = new CountingCache(new MemoryCodeCache());
         var loader = new WasmtimeModuleCache(cache);
         using var engine = _settings.CreateEngine();
-        using var first = loader.Load(engine, _settings, "m", Answer(1));
+        using var first = loader.Load(engine, new WasmSource("m", Answer(1)));
         int lookups = cache.Lookups;
-        using var second = loader.Load(engine, _settings, "m", Answer(1));
+        using var second = loader.Load(engine, new WasmSource("m", Answer(1)));
         Assert.Equal(ModuleOrigin.LiveModule, second.Origin);
         Assert.True(second.IsHit);
-        Assert.Same(first.Module, second.Module);
+        Assert.Same(first.Value, second.Value);
         Assert.Equal(lookups, cache.Lookups);
-        Assert.Equal(1, Call(second.Module, engine));
+        Assert.Equal(1, Call(second.Value, engine));
 
-        using var viaAsync = await loader.LoadAsync(engine, _settings, "m", Answer(1));
+        using var viaAsync = await loader.LoadAsync(engine, new WasmSource("m", Answer(1)));
         Assert.Equal(ModuleOrigin.LiveModule, viaAsync.Origin);
     }
 
@@ -42,10 +42,10 @@ public sealed class LiveModuleTests
         var loader = new WasmtimeModuleCache(new MemoryCodeCache());
         using var engine1 = _settings.CreateEngine();
         using var engine2 = _settings.CreateEngine();
-        using var a = loader.Load(engine1, _settings, "m", Answer(1));
-        using var b = loader.Load(engine2, _settings, "m", Answer(1));
+        using var a = loader.Load(engine1, new WasmSource("m", Answer(1)));
+        using var b = loader.Load(engine2, new WasmSource("m", Answer(1)));
         Assert.NotEqual(ModuleOrigin.LiveModule, b.Origin);
-        Assert.NotSame(a.Module, b.Module);
+        Assert.NotSame(a.Value, b.Value);
     }
 
     [Fact]
@@ -53,19 +53,19 @@ public sealed class LiveModuleTests
     {
         var loader = new WasmtimeModuleCache(new MemoryCodeCache(), options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 1 });
         using var engine = _settings.CreateEngine();
-        var held = loader.Load(engine, _settings, "a", Answer(1)); // larger than the budget: leased, not kept
-        using (var other = loader.Load(engine, _settings, "b", Answer(2)))
+        var held = loader.Load(engine, new WasmSource("a", Answer(1))); // larger than the budget: leased, not kept
+        using (var other = loader.Load(engine, new WasmSource("b", Answer(2))))
         {
-            Assert.Equal(2, Call(other.Module, engine));
+            Assert.Equal(2, Call(other.Value, engine));
         }
 
-        Assert.Equal(1, Call(held.Module, engine)); // still usable while held
+        Assert.Equal(1, Call(held.Value, engine)); // still usable while held
         Assert.Equal(0, loader.LiveModuleBytes);
-        var module = held.Module;
+        var module = held.Value;
         held.Dispose();
         held.Dispose(); // idempotent
         Assert.ThrowsAny<Exception>(() => Call(module, engine)); // disposed by the last release
-        using var again = loader.Load(engine, _settings, "a", Answer(1));
+        using var again = loader.Load(engine, new WasmSource("a", Answer(1)));
         Assert.NotEqual(ModuleOrigin.LiveModule, again.Origin);
     }
 
@@ -74,22 +74,22 @@ public sealed class LiveModuleTests
     {
         var loader = new WasmtimeModuleCache(new MemoryCodeCache());
         using var engine = _settings.CreateEngine();
-        loader.Load(engine, _settings, "a", Answer(1)).Dispose();
+        loader.Load(engine, new WasmSource("a", Answer(1))).Dispose();
         long one = loader.LiveModuleBytes;
         Assert.True(one > 0);
 
         var small = new WasmtimeModuleCache(new MemoryCodeCache(), options: new WasmtimeModuleCacheOptions { LiveModuleBudget = (2 * one) + (one / 2) });
-        small.Load(engine, _settings, "a", Answer(1)).Dispose();
-        small.Load(engine, _settings, "b", Answer(2)).Dispose();
-        small.Load(engine, _settings, "a", Answer(1)).Dispose(); // a is now the most recently used
-        small.Load(engine, _settings, "c", Answer(3)).Dispose(); // evicts b
+        small.Load(engine, new WasmSource("a", Answer(1))).Dispose();
+        small.Load(engine, new WasmSource("b", Answer(2))).Dispose();
+        small.Load(engine, new WasmSource("a", Answer(1))).Dispose(); // a is now the most recently used
+        small.Load(engine, new WasmSource("c", Answer(3))).Dispose(); // evicts b
         Assert.True(small.LiveModuleBytes <= (2 * one) + (one / 2));
-        using (var a = small.Load(engine, _settings, "a", Answer(1)))
+        using (var a = small.Load(engine, new WasmSource("a", Answer(1))))
         {
             Assert.Equal(ModuleOrigin.LiveModule, a.Origin);
         }
 
-        using var b = small.Load(engine, _settings, "b", Answer(2));
+        using var b = small.Load(engine, new WasmSource("b", Answer(2)));
         Assert.NotEqual(ModuleOrigin.LiveModule, b.Origin);
     }
 
@@ -98,17 +98,17 @@ public sealed class LiveModuleTests
     {
         var loader = new WasmtimeModuleCache(new MemoryCodeCache());
         using var engine = _settings.CreateEngine();
-        loader.Load(engine, _settings, "a", Answer(1)).Dispose();
+        loader.Load(engine, new WasmSource("a", Answer(1))).Dispose();
         Assert.Equal(1, loader.Forget(engine));
         Assert.Equal(0, loader.LiveModuleBytes);
-        using (var reloaded = loader.Load(engine, _settings, "a", Answer(1)))
+        using (var reloaded = loader.Load(engine, new WasmSource("a", Answer(1))))
         {
             Assert.Equal(ModuleOrigin.CacheHit, reloaded.Origin);
         }
 
         var none = new WasmtimeModuleCache(new MemoryCodeCache(), options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
-        none.Load(engine, _settings, "a", Answer(1)).Dispose();
-        using var notLive = none.Load(engine, _settings, "a", Answer(1));
+        none.Load(engine, new WasmSource("a", Answer(1))).Dispose();
+        using var notLive = none.Load(engine, new WasmSource("a", Answer(1)));
         Assert.Equal(ModuleOrigin.CacheHit, notLive.Origin);
         Assert.Throws<ArgumentOutOfRangeException>(() => new WasmtimeModuleCache(new MemoryCodeCache(), options: new WasmtimeModuleCacheOptions { LiveModuleBudget = -1 }));
     }

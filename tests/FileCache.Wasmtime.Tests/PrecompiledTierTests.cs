@@ -27,7 +27,7 @@ public sealed class PrecompiledTierTests : IDisposable
         using (var publisher = new DiskCodeCache(precompiled)) // what the publish step writes, with the disk tier's code
         {
             using var engine = settings.CreateEngine();
-            new WasmtimeModuleCache(publisher).Load(engine, settings, WasmModules.Answer).Dispose();
+            new WasmtimeModuleCache(publisher).Load(engine, WasmModules.Answer).Dispose();
         }
 
         var before = Directory.GetFiles(precompiled).Select(File.ReadAllBytes).ToArray();
@@ -38,7 +38,7 @@ public sealed class PrecompiledTierTests : IDisposable
         var loader = provider.GetRequiredService<WasmtimeModuleCache>();
 
         using (var engine = settings.CreateEngine())
-        using (var hit = loader.Load(engine, settings, WasmModules.Answer))
+        using (var hit = loader.Load(engine, WasmModules.Answer))
         {
             Assert.Equal(ModuleOrigin.MappedFile, hit.Origin); // the first start is a hit
         }
@@ -48,14 +48,14 @@ public sealed class PrecompiledTierTests : IDisposable
         // Other engine settings (as another CPU or Wasmtime would): another key, a miss there, a compile into the writable tier.
         var other = settings with { Optimization = OptimizationLevel.None };
         using (var engine = other.CreateEngine())
-        using (var compiled = loader.Load(engine, other, WasmModules.Answer))
+        using (var compiled = loader.Load(engine, WasmModules.Answer))
         {
             Assert.Equal(ModuleOrigin.Compiled, compiled.Origin);
             Assert.True(File.Exists(Path.Join(writable, compiled.Key.ToString())));
         }
 
         using (var engine = other.CreateEngine())
-        using (var again = loader.Load(engine, other, WasmModules.Answer))
+        using (var again = loader.Load(engine, WasmModules.Answer))
         {
             Assert.Equal(ModuleOrigin.MappedFile, again.Origin); // from the writable tier now
         }
@@ -73,7 +73,7 @@ public sealed class PrecompiledTierTests : IDisposable
         provider.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate();
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, settings, WasmModules.Answer);
+        using var loaded = provider.GetRequiredService<WasmtimeModuleCache>().Load(engine, WasmModules.Answer);
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.False(Directory.Exists(Path.Join(_root, "none")));
     }

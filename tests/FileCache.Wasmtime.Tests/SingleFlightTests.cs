@@ -29,7 +29,7 @@ public sealed class SingleFlightTests : IDisposable
     {
         using var disk = new DiskCodeCache(_dir);
         using var engine = _settings.CreateEngine();
-        using var compiled = new WasmtimeModuleCache(disk).Load(engine, _settings, "m", Wasm());
+        using var compiled = new WasmtimeModuleCache(disk).Load(engine, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.Compiled, compiled.Origin);
     }
 
@@ -60,7 +60,7 @@ public sealed class SingleFlightTests : IDisposable
         var loads = Enumerable.Range(0, Callers).Select(_ => Task.Run(async () =>
         {
             start.SignalAndWait();
-            return async ? await loader.LoadAsync(engine, _settings, "m", wasm) : loader.Load(engine, _settings, "m", wasm);
+            return async ? await loader.LoadAsync(engine, new WasmSource("m", wasm)) : loader.Load(engine, new WasmSource("m", wasm));
         })).ToArray();
         var loaded = await Task.WhenAll(loads);
         try
@@ -69,7 +69,7 @@ public sealed class SingleFlightTests : IDisposable
             Assert.Equal(1, held.Lookups); // one lookup, so one verification
             Assert.Equal(1, loaded.Count(l => l.Origin == ModuleOrigin.MappedFile)); // one deserialize
             Assert.Equal(Callers - 1, loaded.Count(l => l.Origin == ModuleOrigin.LiveModule));
-            Assert.All(loaded, l => Assert.Same(loaded[0].Module, l.Module));
+            Assert.All(loaded, l => Assert.Same(loaded[0].Value, l.Value));
             Assert.All(loaded, l => Assert.Equal(42, Answer(engine, l)));
         }
         finally
@@ -91,9 +91,9 @@ public sealed class SingleFlightTests : IDisposable
         using var first = _settings.CreateEngine();
         using var second = _settings.CreateEngine();
         var wasm = Wasm();
-        var leading = Task.Run(() => loader.Load(first, _settings, "m", wasm));
+        var leading = Task.Run(() => loader.Load(first, new WasmSource("m", wasm)));
         Assert.True(held.WaitUntilEntered(), "the first load never reached the tier");
-        using var joined = await loader.LoadAsync(second, _settings, "m", wasm);
+        using var joined = await loader.LoadAsync(second, new WasmSource("m", wasm));
         using var led = await leading;
         Assert.Equal(ModuleOrigin.MappedFile, led.Origin);
         Assert.Equal(ModuleOrigin.MappedFile, joined.Origin); // its own verified file, mapped for its engine
@@ -119,18 +119,18 @@ public sealed class SingleFlightTests : IDisposable
         using var engine = _settings.CreateEngine();
         var wasm = Wasm();
         held.CancelFirstWith(cancel.Token);
-        var leading = Task.Run(async () => await loader.LoadAsync(engine, _settings, "m", wasm, cancellationToken: cancel.Token));
+        var leading = Task.Run(async () => await loader.LoadAsync(engine, new WasmSource("m", wasm), cancellationToken: cancel.Token));
         Assert.True(held.WaitUntilEntered());
-        using var joined = await loader.LoadAsync(engine, _settings, "m", wasm);
+        using var joined = await loader.LoadAsync(engine, new WasmSource("m", wasm));
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await leading);
         Assert.Equal(ModuleOrigin.MappedFile, joined.Origin);
         Assert.Equal(42, Answer(engine, joined));
     }
 
-    private static int Answer(global::Wasmtime.Engine engine, LoadedModule loaded)
+    private static int Answer(global::Wasmtime.Engine engine, Loaded<global::Wasmtime.Module> loaded)
     {
         using var store = new global::Wasmtime.Store(engine);
-        var instance = new global::Wasmtime.Instance(store, loaded.Module);
+        var instance = new global::Wasmtime.Instance(store, loaded.Value);
         return instance.GetFunction<int>("answer")!();
     }
 

@@ -32,7 +32,7 @@ public sealed class TypedLookupTests : IDisposable
         var loader = new WasmtimeModuleCache(new TieredCodeCache([memory, countedDisk, fleet]));
 
         using (var engine = _settings.CreateEngine())
-        using (var cold = loader.Load(engine, _settings, "m", Wasm()))
+        using (var cold = loader.Load(engine, new WasmSource("m", Wasm())))
         {
             Assert.Equal(ModuleOrigin.Compiled, cold.Origin);
         }
@@ -40,7 +40,7 @@ public sealed class TypedLookupTests : IDisposable
         Assert.Equal((1, 2, 2), (memory.Lookups, countedDisk.Lookups, fleet.Lookups));
 
         using (var engine = _settings.CreateEngine())
-        using (var warm = loader.Load(engine, _settings, "m", Wasm()))
+        using (var warm = loader.Load(engine, new WasmSource("m", Wasm())))
         {
             Assert.Equal(ModuleOrigin.CacheHit, warm.Origin); // the memory tier answers first
         }
@@ -55,7 +55,7 @@ public sealed class TypedLookupTests : IDisposable
         var fleet = Counting.Create(new MemoryCodeCache(), processLocal: false);
         var loader = new WasmtimeModuleCache(new TieredCodeCache([memory, fleet]));
         using var engine = _settings.CreateEngine();
-        using var cold = await loader.LoadAsync(engine, _settings, "m", Wasm());
+        using var cold = await loader.LoadAsync(engine, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.Compiled, cold.Origin);
         Assert.Equal((1, 2), (memory.Lookups, fleet.Lookups));
         Assert.Equal((0, 0), (memory.SyncLookups, fleet.SyncLookups)); // async end to end: no synchronous lookup
@@ -68,14 +68,14 @@ public sealed class TypedLookupTests : IDisposable
         {
             var seeding = new WasmtimeModuleCache(seed);
             using var engine = _settings.CreateEngine();
-            using var compiled = seeding.Load(engine, _settings, "m", Wasm());
+            using var compiled = seeding.Load(engine, new WasmSource("m", Wasm()));
         }
 
         var memory = new MemoryCodeCache();
         using var disk = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(new TieredCodeCache([memory, disk]));
         using var fresh = _settings.CreateEngine();
-        using var hit = loader.Load(fresh, _settings, "m", Wasm());
+        using var hit = loader.Load(fresh, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.MappedFile, hit.Origin);
 
         // Wasmtime mapped the verified file; reading all of it again only to copy it into memory
@@ -91,13 +91,13 @@ public sealed class TypedLookupTests : IDisposable
         using (var seeding = new TieredCodeCache([fleet]))
         {
             using var engine = _settings.CreateEngine();
-            using var compiled = new WasmtimeModuleCache(seeding).Load(engine, _settings, "m", Wasm());
+            using var compiled = new WasmtimeModuleCache(seeding).Load(engine, new WasmSource("m", Wasm()));
         }
 
         using var disk = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(new TieredCodeCache([disk, fleet]));
         using var fresh = _settings.CreateEngine();
-        using var hit = loader.Load(fresh, _settings, "m", Wasm());
+        using var hit = loader.Load(fresh, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.CacheHit, hit.Origin);
         Assert.True(disk.TryGet(hit.Key, out var promoted));
         using (promoted)

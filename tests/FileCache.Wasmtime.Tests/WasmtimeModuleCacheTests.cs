@@ -47,10 +47,10 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
           (func (export "answer") (result i32) i32.const 42))
         """);
 
-    private static int CallAdd(LoadedModule loaded, Engine engine, int a, int b)
+    private static int CallAdd(Loaded<global::Wasmtime.Module> loaded, Engine engine, int a, int b)
     {
         using var store = new Store(engine);
-        var instance = new Instance(store, loaded.Module);
+        var instance = new Instance(store, loaded.Value);
         return (int)instance.GetFunction("add")!.Invoke(a, b)!;
     }
 
@@ -75,14 +75,14 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var wasm = Wasm();
 
         using (var engine = settings.CreateEngine())
-        using (var first = loader.Load(engine, settings, "m", wasm))
+        using (var first = loader.Load(engine, new WasmSource("m", wasm)))
         {
             Assert.Equal(ModuleOrigin.Compiled, first.Origin);
             Assert.Equal(5, CallAdd(first, engine, 2, 3));
         }
 
         using (var engine = settings.CreateEngine())
-        using (var second = loader.Load(engine, settings, "m", wasm))
+        using (var second = loader.Load(engine, new WasmSource("m", wasm)))
         {
             Assert.True(second.IsHit, second.Origin.ToString());
             // Tiers answer in their order: with a memory tier in front, its bytes are the hit.
@@ -98,7 +98,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = new WasmtimeModuleCache(disk);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        loader.Load(engine, settings, "m", Wasm()).Dispose();
+        loader.Load(engine, new WasmSource("m", Wasm())).Dispose();
 
         // The entry file is the serialized module followed by FileCache's 64-byte frame.
         var key = settings.DeriveKey(Wasm());
@@ -110,7 +110,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         }
 
         loader.Forget(engine); // past the live module: to the disk entry
-        using var hit = loader.Load(engine, settings, "m", Wasm());
+        using var hit = loader.Load(engine, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.MappedFile, hit.Origin);
         Assert.Equal(3, CallAdd(hit, engine, 1, 2));
     }
@@ -122,7 +122,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = new WasmtimeModuleCache(disk);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        loader.Load(engine, settings, "m", Wasm()).Dispose();
+        loader.Load(engine, new WasmSource("m", Wasm())).Dispose();
 
         string path = disk.GetPath(settings.DeriveKey(Wasm()));
         var bytes = File.ReadAllBytes(path);
@@ -130,7 +130,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         File.WriteAllBytes(path, bytes);
 
         loader.Forget(engine); // past the live module: to the corrupt disk entry
-        using var loaded = loader.Load(engine, settings, "m", Wasm());
+        using var loaded = loader.Load(engine, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin); // the corrupt entry was a miss
         Assert.Equal(7, CallAdd(loaded, engine, 3, 4));
         Assert.True(disk.TryGetFile(loaded.Key, out var repaired)); // and was replaced by a good one
@@ -147,26 +147,26 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         Assert.NotEqual(plain.DeriveKey(Wasm()), fuel.DeriveKey(Wasm()));
 
         using var fuelEngine = fuel.CreateEngine();
-        using (var fromFuel = loader.Load(fuelEngine, fuel, "m", Wasm()))
+        using (var fromFuel = loader.Load(fuelEngine, new WasmSource("m", Wasm())))
         {
             Assert.Equal(ModuleOrigin.Compiled, fromFuel.Origin);
 
             // Not used by an engine without fuel: its key differs, so this is a miss.
             using var plainEngine = plain.CreateEngine();
-            using (var fromPlain = loader.Load(plainEngine, plain, "m", Wasm()))
+            using (var fromPlain = loader.Load(plainEngine, new WasmSource("m", Wasm())))
             {
                 Assert.Equal(ModuleOrigin.Compiled, fromPlain.Origin);
             }
 
             // Forced under the plain key: Wasmtime refuses it, the entry is deleted and recompiled.
-            disk.Add(plain.DeriveKey(Wasm()), new MemoryStream(fromFuel.Module.Serialize()));
+            disk.Add(plain.DeriveKey(Wasm()), new MemoryStream(fromFuel.Value.Serialize()));
             loader.Forget(plainEngine); // past the live module: to the forced disk entry
-            using var forced = loader.Load(plainEngine, plain, "m", Wasm());
+            using var forced = loader.Load(plainEngine, new WasmSource("m", Wasm()));
             Assert.Equal(ModuleOrigin.Recompiled, forced.Origin);
             Assert.Equal(11, CallAdd(forced, plainEngine, 5, 6));
 
             loader.Forget(plainEngine);
-            using var again = loader.Load(plainEngine, plain, "m", Wasm());
+            using var again = loader.Load(plainEngine, new WasmSource("m", Wasm()));
             Assert.Equal(ModuleOrigin.MappedFile, again.Origin); // the replacement is usable
         }
     }
@@ -189,15 +189,15 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         // does not depend on how fast the thread pool grows (issue 13 covers that).
         var loads = Enumerable.Range(0, 16).Select(i =>
         {
-            var done = new TaskCompletionSource<LoadedModule>();
+            var done = new TaskCompletionSource<Loaded<global::Wasmtime.Module>>();
             new Thread(() =>
             {
                 start.Wait();
                 try
                 {
                     done.SetResult(i % 2 == 0
-                        ? loader.Load(engine, settings, "m", wasm)
-                        : loader.LoadAsync(engine, settings, "m", wasm).AsTask().GetAwaiter().GetResult());
+                        ? loader.Load(engine, new WasmSource("m", wasm))
+                        : loader.LoadAsync(engine, new WasmSource("m", wasm)).AsTask().GetAwaiter().GetResult());
                 }
                 catch (Exception e)
                 {
@@ -278,11 +278,11 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = new WasmtimeModuleCache(cache);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        var leader = Task.Run(() => loader.Load(engine, settings, "m", Wasm()));
+        var leader = Task.Run(() => loader.Load(engine, new WasmSource("m", Wasm())));
         Assert.True(cache.SecondLookupStarted.Wait(TimeSpan.FromSeconds(30)));
 
         using var cts = new CancellationTokenSource();
-        var follower = loader.LoadAsync(engine, settings, "m", Wasm(), cancellationToken: cts.Token).AsTask();
+        var follower = loader.LoadAsync(engine, new WasmSource("m", Wasm()), cancellationToken: cts.Token).AsTask();
         await Task.Delay(50);
         Assert.False(follower.IsCompleted);
         await cts.CancelAsync();
@@ -300,12 +300,12 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
         byte[] garbage = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0xff];
-        var e = Assert.Throws<WasmtimeException>(() => loader.Load(engine, settings, "broken.wasm", garbage, validate: true));
+        var e = Assert.Throws<WasmtimeException>(() => loader.Load(engine, new WasmSource("broken.wasm", garbage, validate: true)));
         Assert.Contains("Module 'broken.wasm' is not valid WebAssembly", e.Message); // the loader's validation, before any compile
 
         // Without validation the compile itself rejects the bytes, in Wasmtime's words: so the
         // message above proves the validation step ran.
-        var unvalidated = Assert.Throws<WasmtimeException>(() => loader.Load(engine, settings, "broken.wasm", garbage, validate: false));
+        var unvalidated = Assert.Throws<WasmtimeException>(() => loader.Load(engine, new WasmSource("broken.wasm", garbage, validate: false)));
         Assert.DoesNotContain("is not valid WebAssembly", unvalidated.Message);
     }
 
@@ -318,11 +318,11 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = new WasmtimeModuleCache(Disk(), meterFactory: factory);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // compiled
-        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // live module
+        loader.Load(engine, new WasmSource("m", Wasm(7))).Dispose();   // compiled
+        loader.Load(engine, new WasmSource("m", Wasm(7))).Dispose();   // live module
         loader.Forget(engine);
-        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // mapped from disk
-        loader.Load(engine, settings, "m", Wasm(7)).Dispose();   // live again
+        loader.Load(engine, new WasmSource("m", Wasm(7))).Dispose();   // mapped from disk
+        loader.Load(engine, new WasmSource("m", Wasm(7))).Dispose();   // live again
         long Count(string origin) => loads.GetMeasurementSnapshot().Where(m => Equals(m.Tags["filecache.origin"], origin)).Sum(m => m.Value);
         Assert.Equal(1, Count("compiled"));
         Assert.Equal(2, Count("livemodule"));
@@ -341,12 +341,12 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var big = BigWasm();
         using (var engine = settings.CreateEngine())
         {
-            loader.Load(engine, settings, "m", big).Dispose(); // compiled
+            loader.Load(engine, new WasmSource("m", big)).Dispose(); // compiled
         }
 
         using (var engine = settings.CreateEngine())
         {
-            loader.Load(engine, settings, "m", big).Dispose(); // mapped
+            loader.Load(engine, new WasmSource("m", big)).Dispose(); // mapped
         }
 
         var all = durations.GetMeasurementSnapshot();
@@ -365,7 +365,7 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = new WasmtimeModuleCache(readOnly);
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        using var loaded = loader.Load(engine, settings, "m", Wasm());
+        using var loaded = loader.Load(engine, new WasmSource("m", Wasm()));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.Equal(2, CallAdd(loaded, engine, 1, 1));
     }
@@ -379,8 +379,8 @@ public sealed class WasmtimeModuleCacheTests : IDisposable
         var loader = provider.GetRequiredService<WasmtimeModuleCache>();
         var settings = new WasmtimeEngineSettings();
         using var engine = settings.CreateEngine();
-        loader.Load(engine, settings, "m", Wasm()).Dispose();
-        using var hit = loader.Load(engine, settings, "m", Wasm());
+        loader.Load(engine, new WasmSource("m", Wasm())).Dispose();
+        using var hit = loader.Load(engine, new WasmSource("m", Wasm()));
         Assert.True(hit.IsHit);
     }
 

@@ -28,10 +28,10 @@ public sealed class WasmtimeTrustTests : IDisposable
     /// <summary>Genuine and evil modules with the same shape: "answer" returns 1000 or 2000.</summary>
     private static byte[] Answer(int value) => global::Wasmtime.Module.ConvertText($"(module (func (export \"answer\") (result i32) i32.const {value}))");
 
-    private static int CallAnswer(LoadedModule loaded, Engine engine)
+    private static int CallAnswer(Loaded<global::Wasmtime.Module> loaded, Engine engine)
     {
         using var store = new Store(engine);
-        return (int)new Instance(store, loaded.Module).GetFunction("answer")!.Invoke()!;
+        return (int)new Instance(store, loaded.Value).GetFunction("answer")!.Invoke()!;
     }
 
     private byte[] Serialized(int value)
@@ -76,7 +76,7 @@ public sealed class WasmtimeTrustTests : IDisposable
         using var victim = new DiskCodeCache(_dir);
         var loader = new WasmtimeModuleCache(victim);
         using var engine = _settings.CreateEngine();
-        using var loaded = loader.Load(engine, _settings, "m", Answer(1000));
+        using var loaded = loader.Load(engine, new WasmSource("m", Answer(1000)));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.Equal(1000, CallAnswer(loaded, engine));
     }
@@ -102,13 +102,13 @@ public sealed class WasmtimeTrustTests : IDisposable
         // Between the cache's verification and Wasmtime's deserialize:
         var loader = new WasmtimeModuleCache(new AfterVerification(disk, () => RewriteInPlace(evil)));
         using var engine = _settings.CreateEngine();
-        using var loaded = loader.Load(engine, _settings, "m", Answer(1000));
+        using var loaded = loader.Load(engine, new WasmSource("m", Answer(1000)));
         Assert.Equal(ModuleOrigin.MappedFile, loaded.Origin);
         Assert.Equal(1000, CallAnswer(loaded, engine));
 
         // After the load: the running module is unaffected, by a rewrite or by a truncation.
         RewriteInPlace(genuine);
-        using var again = new WasmtimeModuleCache(disk).Load(engine, _settings, "m", Answer(1000));
+        using var again = new WasmtimeModuleCache(disk).Load(engine, new WasmSource("m", Answer(1000)));
         RewriteInPlace(evil);
         Assert.Equal(1000, CallAnswer(again, engine));
         File.WriteAllBytes(entry, []);
@@ -135,7 +135,7 @@ public sealed class WasmtimeTrustTests : IDisposable
 
         var loader = new WasmtimeModuleCache(disk);
         using var engine = _settings.CreateEngine();
-        var load = Task.Run(() => loader.Load(engine, _settings, "m", Answer(1000)));
+        var load = Task.Run(() => loader.Load(engine, new WasmSource("m", Answer(1000))));
         Assert.True(load.Wait(TimeSpan.FromSeconds(30)), $"Load blocked on a {kind}");
         using var loaded = load.Result;
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
@@ -151,11 +151,11 @@ public sealed class WasmtimeTrustTests : IDisposable
     {
         var loader = new WasmtimeModuleCache(new Throwing((Exception)Activator.CreateInstance(exception, "cache broke")!));
         using var engine = _settings.CreateEngine();
-        using var loaded = loader.Load(engine, _settings, "m", Answer(1000));
+        using var loaded = loader.Load(engine, new WasmSource("m", Answer(1000)));
         Assert.Equal(ModuleOrigin.Compiled, loaded.Origin);
         Assert.Equal(1000, CallAnswer(loaded, engine));
         using var fresh = _settings.CreateEngine(); // not the live module: the async path asks the cache
-        using var asyncLoaded = await loader.LoadAsync(fresh, _settings, "m", Answer(1000));
+        using var asyncLoaded = await loader.LoadAsync(fresh, new WasmSource("m", Answer(1000)));
         Assert.Equal(ModuleOrigin.Compiled, asyncLoaded.Origin);
         Assert.Equal(1000, CallAnswer(asyncLoaded, fresh));
     }

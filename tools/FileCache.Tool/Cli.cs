@@ -63,7 +63,7 @@ internal static class Cli
             error.WriteLine($"filecache: {e.Message}");
             return Usage;
         }
-        catch (Exception e) when (e is InsecureCacheDirectoryException or IOException or UnauthorizedAccessException or InvalidDataException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidDataException)
         {
             error.WriteLine($"filecache: {e.Message}");
             return Unusable;
@@ -94,7 +94,7 @@ internal static class Cli
 /// <summary>What every command reads from the shared options.</summary>
 internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo?> KeyFile, Option<bool> Json, TextWriter Output, TextWriter Error)
 {
-    public DiskCodeCache OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null, bool readableByAll = false)
+    public DiskCacheMaintenance OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null, bool readableByAll = false)
     {
         byte[]? key = null;
         if (parsed.GetValue(KeyFile) is { } file)
@@ -117,7 +117,7 @@ internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo
             options.FileMode = UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead;
         }
 
-        return new DiskCodeCache(options); // refuses a short key itself (ArgumentException: exit code 2)
+        return new DiskCacheMaintenance(options); // refuses a short key itself (ArgumentException: exit code 2)
     }
 
     public bool WantsJson(ParseResult parsed) => parsed.GetValue(Json);

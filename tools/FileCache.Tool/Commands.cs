@@ -162,7 +162,7 @@ internal static class Commands
             using var cache = c.OpenCache(parsed, readOnly: false, maxSize: null, readableByAll: parsed.GetValue(readable));
             long written = 0;
             string? stopped = null;
-            var loader = new WasmtimeModuleCache(cache, options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
+            var loader = new WasmtimeModuleCache(cache.Cache, options: new WasmtimeModuleCacheOptions { LiveModuleBudget = 0 });
             var results = new List<WarmResult>();
             int failed = 0;
             foreach (var file in parsed.GetValue(modules) ?? [])
@@ -180,11 +180,10 @@ internal static class Commands
                     bool component = wasm.Length >= 8 && wasm[4] == 0x0d; // the component model's layer field
                     var settings = new WasmtimeEngineSettings { ConsumeFuel = parsed.GetValue(fuel), EpochInterruption = parsed.GetValue(epochs), ComponentModel = component ? true : null };
                     using var engine = settings.CreateEngine();
-                    using LoadedArtifact loaded = component
-                        ? loader.LoadComponent(engine, settings, file.Name, wasm)
-                        : loader.Load(engine, settings, file.Name, wasm, validate: true);
-                    results.Add(new WarmResult(file.FullName, loaded.Origin.ToString(), loaded.Key.ToString(), watch.Elapsed.TotalMilliseconds, null));
-                    var entry = new FileInfo(cache.GetPath(loaded.Key));
+                    var source = new WasmSource(file.Name, wasm, validate: true);
+                    (ModuleOrigin origin, CacheKey key) = component ? Warm(loader.LoadComponent(engine, source)) : Warm(loader.Load(engine, source));
+                    results.Add(new WarmResult(file.FullName, origin.ToString(), key.ToString(), watch.Elapsed.TotalMilliseconds, null));
+                    var entry = new FileInfo(cache.GetPath(key));
                     written += entry.Exists ? entry.Length : 0;
                 }
                 catch (Exception e) when (e is IOException or UnauthorizedAccessException or global::Wasmtime.WasmtimeException)
@@ -353,11 +352,21 @@ internal static class Commands
         return command;
     }
 
+    /// <summary>What warming a module or component did; the loaded artifact itself is released at once.</summary>
+    private static (ModuleOrigin Origin, CacheKey Key) Warm<T>(Loaded<T> loaded)
+        where T : class
+    {
+        using (loaded)
+        {
+            return (loaded.Origin, loaded.Key);
+        }
+    }
+
     /// <summary>The library's default size limit (<see cref="DiskCodeCacheOptions.MaxSize"/>), which import and warm keep unless told otherwise.</summary>
     internal static long DefaultMaxSize { get; } = new DiskCodeCacheOptions().MaxSize ?? long.MaxValue;
 
     /// <summary>Trims to <paramref name="limit"/> once the writing cache is done (its own background trim may hold the lock until then).</summary>
-    private static void TrimTo(CommandContext c, ParseResult parsed, DiskCodeCache writer, long limit)
+    private static void TrimTo(CommandContext c, ParseResult parsed, DiskCacheMaintenance writer, long limit)
     {
         writer.Dispose();
         using var trimmer = c.OpenCache(parsed, readOnly: false, maxSize: limit);

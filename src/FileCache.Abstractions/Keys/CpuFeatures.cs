@@ -10,7 +10,7 @@ namespace FileCache;
 /// Cranelift's native host detection uses on x64 and arm64 (arm64's LSE, pointer authentication
 /// and FP16 are read from Linux's AT_HWCAP; on macOS they stay 0).
 /// </summary>
-public static class CpuFeatures
+internal static class CpuFeatures
 {
     /// <summary>The features of the CPU this process runs on.</summary>
     public static ulong Current { get; } = Detect();

@@ -50,7 +50,7 @@ public sealed class WasmCodeCacheKeyAttribute : Attribute
     public Type[]? RuntimeMajorVersionOf { get; set; }
 
     /// <summary>Whether the CPU features that compiled code may depend on are part of every key
-    /// (<see cref="CpuFeatures.Current"/>).</summary>
+    /// (read with CPUID, docs/key-encoding.md).</summary>
     public bool IncludeCpuFeatures { get; set; }
 }
 

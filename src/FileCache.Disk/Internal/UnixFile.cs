@@ -4,27 +4,6 @@ using Microsoft.Win32.SafeHandles;
 
 namespace FileCache.Disk.Internal;
 
-/// <summary>What the disk tier needs to know about a file before it trusts it.</summary>
-internal readonly record struct FileIdentity(
-    FileKind Kind, ulong Device, ulong Inode, uint Owner, UnixFileMode Mode, bool Sticky, uint Links, long Length, DateTime LastWriteUtc, long ChangeSeconds = 0, uint ChangeNanoseconds = 0)
-{
-    /// <summary>Writable by group or others.</summary>
-    public bool SharedWritable => (Mode & (UnixFileMode.GroupWrite | UnixFileMode.OtherWrite)) != 0;
-
-    public bool SameFileAs(in FileIdentity other) => Device == other.Device && Inode == other.Inode;
-
-    public string ModeText => Convert.ToString((int)Mode | (Sticky ? 0x200 : 0), 8).PadLeft(4, '0');
-}
-
-internal enum FileKind
-{
-    Regular,
-    Directory,
-    SymbolicLink,
-    Fifo,
-    Other,
-}
-
 /// <summary>
 /// The few POSIX calls .NET does not expose: open without following links or blocking, the
 /// owner, link count, device and inode of an open handle, the effective user, advisory locks
@@ -404,63 +383,4 @@ internal static partial class UnixFile
             ? new FileNotFoundException($"Could not {operation} '{path}': {cause}", path)
             : new IOException($"Could not {operation} '{path}': {cause} (errno {errno}).", errno);
     }
-
-    [LibraryImport(LibC, EntryPoint = "open", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int open(string path, int flags);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial uint geteuid();
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int mkdirat(int dirfd, string path, int mode);
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int openat(int dirfd, string path, int flags);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fchmod(int fd, int mode);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fsync(int fd);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int flock(int fd, int operation);
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial nint realpath(string path, nint resolved);
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static partial int memfd_create(string name, uint flags);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int ftruncate(int fd, long length);
-
-    // fcntl is variadic; its int argument travels like a fixed one on Linux x64 and arm64 (the only
-    // platforms that reach it: sealing is Linux-only).
-    [LibraryImport(LibC, SetLastError = true)]
-    private static partial int fcntl(int fd, int command, int argument);
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int statx(int dirfd, string path, int flags, uint mask, byte* buffer);
-
-    [LibraryImport(LibC, SetLastError = true)]
-    private static unsafe partial int fstat(int fd, byte* buffer);
-
-    [LibraryImport(LibC, EntryPoint = "fstat$INODE64", SetLastError = true)]
-    private static unsafe partial int fstat_inode64(int fd, byte* buffer);
-
-    [LibraryImport(LibC, StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int lstat(string path, byte* buffer);
-
-    [LibraryImport(LibC, EntryPoint = "lstat$INODE64", StringMarshalling = StringMarshalling.Utf8, SetLastError = true)]
-    private static unsafe partial int lstat_inode64(string path, byte* buffer);
-}
-
-/// <summary>Why <see cref="UnixFile.OpenNoFollow"/> returned no handle.</summary>
-internal enum OpenRefusal
-{
-    None,
-    Missing,
-    SymbolicLink,
-    Unreadable,
 }

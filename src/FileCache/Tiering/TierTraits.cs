@@ -14,6 +14,7 @@ namespace FileCache.Tiering;
 /// <param name="Lock">Its compile lock, when it offers one.</param>
 /// <param name="Probe">Its health probe, when it has one.</param>
 /// <param name="HoldsFiles">Whether its hits are verified files a loader can map.</param>
+/// <param name="Metrics">Its own metrics, when it is one of ours (a set counts its lookups instead).</param>
 internal sealed record TierTraits(
     IWasmCodeCache Cache,
     WasmCodeCacheLocality Locality,
@@ -21,7 +22,8 @@ internal sealed record TierTraits(
     ICacheEntrySource? Entries,
     ICompileLockSource? Lock,
     IHealthCheck? Probe,
-    bool HoldsFiles)
+    bool HoldsFiles,
+    Diagnostics.WasmCodeCacheMetrics? Metrics)
 {
     /// <summary>Describes <paramref name="cache"/> once.</summary>
     public static TierTraits Of(IWasmCodeCache cache, bool owned, WasmCodeCacheLocality? declared) => new(
@@ -33,7 +35,11 @@ internal sealed record TierTraits(
         cache as ICacheEntrySource,
         cache as ICompileLockSource,
         cache as IHealthCheck,
-        cache is ICacheEntryFileSource);
+        cache is ICacheEntryFileSource,
+        (cache as Diagnostics.IMeteredWasmCodeCache)?.Metrics);
+
+    /// <summary>The name its measurements carry: its backend's, else its type's.</summary>
+    public string Name => Metrics?.Backend ?? Cache.GetType().Name;
 
     /// <summary>Whether another process can have filled it (what a caller re-asks after waiting).</summary>
     public bool OtherProcessesFill => Locality != WasmCodeCacheLocality.Process;

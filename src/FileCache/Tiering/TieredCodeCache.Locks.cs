@@ -1,10 +1,11 @@
+using FileCache.Internal;
 using FileCache.Diagnostics;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace FileCache.Tiering;
 
 // Compile locks, health and disposal: each read from the tiers' traits.
-public sealed partial class TieredCodeCache
+internal sealed partial class TieredCodeCache
 {
     /// <inheritdoc/>
     /// <remarks>
@@ -13,31 +14,15 @@ public sealed partial class TieredCodeCache
     /// share one deadline, <paramref name="timeout"/> from now. A tier whose wait timed out is skipped; <see langword="null"/> only when every such tier timed out (or none offers one).
     /// </remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        var held = new List<IDisposable>();
-        long deadline = Deadline(timeout);
-        try
-        {
-            foreach (var tier in _tiers)
-            {
-                if (tier.Lock?.TryAcquireCompileLock(key, Remaining(deadline), cancellationToken) is { } one)
-                {
-                    held.Add(one);
-                }
-            }
-        }
-        catch
-        {
-            Release(held);
-            throw;
-        }
-
-        return Combined(held);
-    }
+        => Completed.Result(AcquireCompileLocks<Blocking>(key, timeout, cancellationToken));
 
     /// <inheritdoc/>
     /// <remarks>As <see cref="TryAcquireCompileLock"/>, without holding a thread while waiting.</remarks>
-    public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+    public ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => AcquireCompileLocks<NonBlocking>(key, timeout, cancellationToken);
+
+    private async ValueTask<IDisposable?> AcquireCompileLocks<TMode>(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         var held = new List<IDisposable>();
         long deadline = Deadline(timeout);
@@ -45,7 +30,15 @@ public sealed partial class TieredCodeCache
         {
             foreach (var tier in _tiers)
             {
-                if (tier.Lock is { } source && await source.TryAcquireCompileLockAsync(key, Remaining(deadline), cancellationToken).ConfigureAwait(false) is { } one)
+                if (tier.Lock is not { } source)
+                {
+                    continue;
+                }
+
+                var one = TMode.IsAsync
+                    ? await source.TryAcquireCompileLockAsync(key, Remaining(deadline), cancellationToken).ConfigureAwait(false)
+                    : source.TryAcquireCompileLock(key, Remaining(deadline), cancellationToken);
+                if (one is not null)
                 {
                     held.Add(one);
                 }

@@ -8,7 +8,7 @@ namespace FileCache;
 /// must neither delete it nor replace it with its own: another host may be using it. Loaders reach
 /// this through <see cref="LocalEntryExtensions"/>, never by looking inside tiers.
 /// </summary>
-public interface ISharedWasmCodeCache
+internal interface ISharedWasmCodeCache
 {
 }
 
@@ -16,7 +16,7 @@ public interface ISharedWasmCodeCache
 /// Replace or remove an entry only where this host owns it: in every tier that is not an
 /// <see cref="ISharedWasmCodeCache"/>. For a loader whose engine cannot use a cached entry.
 /// </summary>
-public static class LocalEntryExtensions
+internal static class LocalEntryExtensions
 {
     /// <summary>Removes <paramref name="key"/> from the caches this host owns; shared ones keep it.</summary>
     /// <param name="cache">A cache, tiers, or a shared cache (then nothing happens).</param>

@@ -1,7 +1,7 @@
 namespace FileCache;
 
 /// <summary>Thrown by Add and Delete on a cache that is configured as read-only.</summary>
-public sealed class ReadOnlyWasmCodeCacheException : InvalidOperationException
+internal sealed class ReadOnlyWasmCodeCacheException : InvalidOperationException
 {
     /// <summary>Creates the exception.</summary>
     public ReadOnlyWasmCodeCacheException()

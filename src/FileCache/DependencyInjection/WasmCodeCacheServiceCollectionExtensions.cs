@@ -7,8 +7,8 @@ using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers <see cref="IWasmCodeCache"/> in a service collection.</summary>
-public static class WasmCodeCacheServiceCollectionExtensions
+/// <summary>Registers <see cref="IWasmCodeCache"/> in a service collection, adds its tiers and its health check.</summary>
+public static partial class WasmCodeCacheServiceCollectionExtensions
 {
     /// <summary>
     /// Registers the unkeyed <see cref="IWasmCodeCache"/> singleton and returns a builder that adds its

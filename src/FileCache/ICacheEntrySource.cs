@@ -3,7 +3,7 @@ using System.Diagnostics.CodeAnalysis;
 namespace FileCache;
 
 /// <summary>Which tiers a typed lookup asks.</summary>
-public enum CacheLookupScope
+internal enum CacheLookupScope
 {
     /// <summary>Every tier.</summary>
     All,
@@ -21,7 +21,7 @@ public enum CacheLookupScope
 /// inside tiers. Callers use <see cref="CacheEntryExtensions.TryGetEntry"/>, which lights this up and
 /// falls back to the stream contract for any other cache, as HybridCache detects <c>IBufferDistributedCache</c>.
 /// </summary>
-public interface ICacheEntrySource
+internal interface ICacheEntrySource
 {
     /// <summary>Looks an entry up.</summary>
     /// <param name="key">The entry's key.</param>
@@ -42,12 +42,12 @@ public interface ICacheEntrySource
 /// Marks a cache whose entries live only in this process (the memory tier): a lookup with
 /// <see cref="CacheLookupScope.SharedTiers"/> skips it.
 /// </summary>
-public interface IProcessLocalWasmCodeCache
+internal interface IProcessLocalWasmCodeCache
 {
 }
 
 /// <summary>Typed lookups on any <see cref="IWasmCodeCache"/>.</summary>
-public static class CacheEntryExtensions
+internal static class CacheEntryExtensions
 {
     /// <summary>
     /// Looks an entry up once and returns it as the backend holds it: through

@@ -2,8 +2,8 @@ using FileCache;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Extension points for backend packages: adding a tier to a cache.</summary>
-public static class WasmCodeCacheBuilderExtensions
+// Tiers: UseCache for any IWasmCodeCache, and AddTier/AddFirstTier for our own tier packages.
+public static partial class WasmCodeCacheServiceCollectionExtensions
 {
     /// <summary>
     /// Adds a tier after the ones already added (tiers are read fastest first, so add the fastest
@@ -13,7 +13,7 @@ public static class WasmCodeCacheBuilderExtensions
     /// <param name="factory">Creates the tier. It receives the service provider and the tier's
     /// options name (unique per tier, see the returned value).</param>
     /// <returns>The tier's options name, for registering the tier's own named options.</returns>
-    public static string AddTier(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, string, IWasmCodeCache> factory)
+    internal static string AddTier(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, string, IWasmCodeCache> factory)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(factory);
@@ -29,7 +29,7 @@ public static class WasmCodeCacheBuilderExtensions
     /// <param name="builder">The cache builder.</param>
     /// <param name="factory">Creates the tier (see <see cref="AddTier"/>).</param>
     /// <returns>The tier's options name.</returns>
-    public static string AddFirstTier(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, string, IWasmCodeCache> factory)
+    internal static string AddFirstTier(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, string, IWasmCodeCache> factory)
     {
         ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(factory);

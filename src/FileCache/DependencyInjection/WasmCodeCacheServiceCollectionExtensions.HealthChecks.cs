@@ -4,8 +4,8 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
-/// <summary>Registers the code cache's health check.</summary>
-public static class WasmCodeCacheHealthChecksBuilderExtensions
+// The health check of a registered cache (services.AddHealthChecks().AddWasmCodeCache()).
+public static partial class WasmCodeCacheServiceCollectionExtensions
 {
     /// <summary>
     /// Adds a health check of the <see cref="IWasmCodeCache"/> registered with <c>AddWasmCodeCache</c>

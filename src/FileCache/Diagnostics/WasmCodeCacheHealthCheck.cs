@@ -11,7 +11,7 @@ namespace FileCache.Diagnostics;
 /// <c>services.AddHealthChecks().AddWasmCodeCache()</c>.
 /// </summary>
 /// <remarks>A failing cache never fails a load, so "unhealthy" here means "every load compiles", which an operator wants to know.</remarks>
-public sealed class WasmCodeCacheHealthCheck : IHealthCheck
+internal sealed class WasmCodeCacheHealthCheck : IHealthCheck
 {
     private readonly Func<IWasmCodeCache> _cache;
 

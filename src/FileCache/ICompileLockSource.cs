@@ -7,7 +7,7 @@ namespace FileCache;
 /// others. <see cref="Tiering.TieredCodeCache"/> offers the lock of its tiers. Callers detect it with
 /// a type test or through <see cref="CompileLockExtensions"/>.
 /// </summary>
-public interface ICompileLockSource
+internal interface ICompileLockSource
 {
     /// <summary>Takes the compile lock of <paramref name="key"/>, waiting up to <paramref name="timeout"/>.</summary>
     /// <param name="key">The key about to be compiled.</param>
@@ -25,7 +25,7 @@ public interface ICompileLockSource
 }
 
 /// <summary>Takes a compile lock from any cache that offers one.</summary>
-public static class CompileLockExtensions
+internal static class CompileLockExtensions
 {
     /// <summary>Takes the compile lock of <paramref name="key"/> when the cache offers <see cref="ICompileLockSource"/>.</summary>
     /// <param name="cache">The cache.</param>

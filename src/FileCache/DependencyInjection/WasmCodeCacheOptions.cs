@@ -1,7 +1,7 @@
 namespace FileCache;
 
 /// <summary>Options of a cache registered with <c>AddWasmCodeCache</c>.</summary>
-public sealed class WasmCodeCacheOptions
+internal sealed class WasmCodeCacheOptions
 {
     /// <summary>The tiers, fastest first. Filled by the builder's <c>Use…</c> calls.</summary>
     internal List<TierRegistration> Tiers { get; } = [];

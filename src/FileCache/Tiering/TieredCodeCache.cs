@@ -25,7 +25,7 @@ namespace FileCache.Tiering;
 /// an older value.
 /// </para>
 /// </remarks>
-public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IDisposable, IAsyncDisposable
+internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck, IDisposable, IAsyncDisposable
 {
     private readonly TierTraits[] _tiers;
     private readonly IWasmCodeCache[] _caches;
@@ -64,6 +64,15 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
         _readOnly = new bool[_tiers.Length];
         _logger = logger ?? NullLogger.Instance;
         _metrics = tiers.Length > 1 ? new WasmCodeCacheMetrics(meterFactory, "tiered") : null;
+        if (_metrics is not null)
+        {
+            // One lookup is one hit or miss, counted here with the tier that answered; a tier's own
+            // events (corrupt entries, evictions, adds) stay its own.
+            foreach (var tier in tiers)
+            {
+                tier.Metrics?.CountsLookups = false;
+            }
+        }
     }
 
     /// <summary>The tiers, fastest first.</summary>
@@ -90,53 +99,39 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     /// <inheritdoc/>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
-        for (int i = 0; i < _tiers.Length; i++)
-        {
-            try
-            {
-                if (!_caches[i].TryGet(key, out var found))
-                {
-                    continue;
-                }
-
-                if (!WritableAbove(i))
-                {
-                    content = found;
-                    _metrics?.Hit(0);
-                    return true;
-                }
-
-                byte[] bytes;
-                using (found)
-                {
-                    bytes = StreamBytes.ReadToEnd(found); // read anyway for the caller, so the copy for the faster tiers is free
-                }
-
-                Promote(i, key, bytes);
-                content = ReadOnly(bytes);
-                _metrics?.Hit(bytes.Length);
-                return true;
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                OnTierFailure(i, "get", key, e);
-            }
-        }
-
-        content = null;
-        _metrics?.Miss();
-        return false;
+        content = Completed.Result(Get<Blocking>(key, CancellationToken.None));
+        return content is not null;
     }
 
     /// <inheritdoc/>
-    public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+    public ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default) => Get<NonBlocking>(key, cancellationToken);
+
+    /// <inheritdoc/>
+    /// <remarks>Each tier is asked once, in the form it holds entries (a typed lookup, else its stream read
+    /// into bytes). A hit in bytes below the first tier is copied into the faster tiers; a file hit is
+    /// never read back only to fill a faster tier (a loader maps it; reading it would cost its whole length).</remarks>
+    public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
+    {
+        entry = Completed.Result(GetEntry<Blocking>(key, scope, CancellationToken.None));
+        return entry is not null;
+    }
+
+    /// <inheritdoc/>
+    public ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+        => GetEntry<NonBlocking>(key, scope, cancellationToken);
+
+    private async ValueTask<Stream?> Get<TMode>(CacheKey key, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         for (int i = 0; i < _tiers.Length; i++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             try
             {
-                var found = await _caches[i].GetAsync(key, cancellationToken).ConfigureAwait(false);
+                var cache = _caches[i];
+                var found = TMode.IsAsync
+                    ? await cache.GetAsync(key, cancellationToken).ConfigureAwait(false)
+                    : cache.TryGet(key, out var hit) ? hit : null;
                 if (found is null)
                 {
                     continue;
@@ -144,18 +139,21 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
 
                 if (!WritableAbove(i))
                 {
-                    _metrics?.Hit(0);
+                    _metrics?.Hit(0, _tiers[i].Name);
                     return found;
                 }
 
                 byte[] bytes;
-                await using (found.ConfigureAwait(false))
+                using (found)
                 {
-                    bytes = await StreamBytes.ReadToEndAsync(found, cancellationToken).ConfigureAwait(false);
+                    // Read anyway for the caller, so the copy for the faster tiers is free.
+                    bytes = TMode.IsAsync
+                        ? await StreamBytes.ReadToEndAsync(found, cancellationToken).ConfigureAwait(false)
+                        : StreamBytes.ReadToEnd(found);
                 }
 
-                await PromoteAsync(i, key, bytes, cancellationToken).ConfigureAwait(false);
-                _metrics?.Hit(bytes.Length);
+                await Promote<TMode>(i, key, bytes, cancellationToken).ConfigureAwait(false);
+                _metrics?.Hit(bytes.Length, _tiers[i].Name);
                 return ReadOnly(bytes);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -168,50 +166,8 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
         return null;
     }
 
-    /// <inheritdoc/>
-    /// <remarks>Each tier is asked once, in the form it holds entries (a typed lookup, else its stream read
-    /// into bytes). A hit in bytes below the first tier is copied into the faster tiers; a file hit is
-    /// never read back only to fill a faster tier (a loader maps it; reading it would cost its whole length).</remarks>
-    public bool TryGetEntry(CacheKey key, CacheLookupScope scope, [NotNullWhen(true)] out CacheEntry? entry)
-    {
-        for (int i = 0; i < _tiers.Length; i++)
-        {
-            var tier = _tiers[i];
-            if (scope == CacheLookupScope.SharedTiers && !tier.OtherProcessesFill)
-            {
-                continue;
-            }
-
-            try
-            {
-                CacheEntry? found;
-                if (!(tier.Entries is { } typed ? typed.TryGetEntry(key, scope, out found) : CacheEntryExtensions.ReadEntry(tier.Cache, key, out found)))
-                {
-                    continue;
-                }
-
-                if (found.File is null && WritableAbove(i))
-                {
-                    Promote(i, key, found.Bytes);
-                }
-
-                _metrics?.Hit(found.Length);
-                entry = found;
-                return true;
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                OnTierFailure(i, "get", key, e);
-            }
-        }
-
-        _metrics?.Miss();
-        entry = null;
-        return false;
-    }
-
-    /// <inheritdoc/>
-    public async ValueTask<CacheEntry?> GetEntryAsync(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken = default)
+    private async ValueTask<CacheEntry?> GetEntry<TMode>(CacheKey key, CacheLookupScope scope, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         for (int i = 0; i < _tiers.Length; i++)
         {
@@ -224,9 +180,13 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
 
             try
             {
-                var found = tier.Entries is { } typed
-                    ? await typed.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false)
-                    : await CacheEntryExtensions.ReadEntryAsync(tier.Cache, key, cancellationToken).ConfigureAwait(false);
+                var found = (TMode.IsAsync, tier.Entries) switch
+                {
+                    (true, { } typed) => await typed.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false),
+                    (true, null) => await CacheEntryExtensions.ReadEntryAsync(tier.Cache, key, cancellationToken).ConfigureAwait(false),
+                    (false, { } typed) => typed.TryGetEntry(key, scope, out var typedHit) ? typedHit : null,
+                    (false, null) => CacheEntryExtensions.ReadEntry(tier.Cache, key, out var streamHit) ? streamHit : null,
+                };
                 if (found is null)
                 {
                     continue;
@@ -234,10 +194,10 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
 
                 if (found.File is null && WritableAbove(i))
                 {
-                    await PromoteAsync(i, key, found.Bytes, cancellationToken).ConfigureAwait(false);
+                    await Promote<TMode>(i, key, found.Bytes, cancellationToken).ConfigureAwait(false);
                 }
 
-                _metrics?.Hit(found.Length);
+                _metrics?.Hit(found.Length, tier.Name);
                 return found;
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -272,7 +232,8 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
     }
 
     /// <summary>Copies a hit from tier <paramref name="found"/> into every faster tier; a tier that fails is logged and skipped.</summary>
-    private void Promote(int found, CacheKey key, ReadOnlyMemory<byte> bytes)
+    private async ValueTask Promote<TMode>(int found, CacheKey key, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         for (int j = 0; j < found; j++)
         {
@@ -283,27 +244,14 @@ public sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySource,
 
             try
             {
-                _caches[j].Add(key, ReadOnly(bytes));
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                OnTierFailure(j, "add", key, e);
-            }
-        }
-    }
-
-    private async ValueTask PromoteAsync(int found, CacheKey key, ReadOnlyMemory<byte> bytes, CancellationToken cancellationToken)
-    {
-        for (int j = 0; j < found; j++)
-        {
-            if (Volatile.Read(ref _readOnly[j]))
-            {
-                continue;
-            }
-
-            try
-            {
-                await _caches[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
+                if (TMode.IsAsync)
+                {
+                    await _caches[j].AddAsync(key, ReadOnly(bytes), cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    _caches[j].Add(key, ReadOnly(bytes));
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

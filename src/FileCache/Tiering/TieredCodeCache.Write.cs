@@ -5,14 +5,30 @@ using Microsoft.Extensions.Logging;
 namespace FileCache.Tiering;
 
 // Adds, deletes, the local-only operations of a loader, and the one failure policy of writes.
-public sealed partial class TieredCodeCache
+internal sealed partial class TieredCodeCache
 {
     /// <inheritdoc/>
-    public void Add(CacheKey key, Stream content)
+    public void Add(CacheKey key, Stream content) => Completed.Result(Add<Blocking>(key, content, CancellationToken.None));
+
+    /// <inheritdoc/>
+    public ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+        => Add<NonBlocking>(key, content, cancellationToken);
+
+    /// <inheritdoc/>
+    public void Delete(CacheKey key) => Completed.Result(Delete<Blocking>(key, CancellationToken.None));
+
+    /// <inheritdoc/>
+    public ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default) => Delete<NonBlocking>(key, cancellationToken);
+
+    private async ValueTask Add<TMode>(CacheKey key, Stream content, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         ArgumentNullException.ThrowIfNull(content);
+        cancellationToken.ThrowIfCancellationRequested();
         // Every tier reads the same bytes: rewind a seekable source, buffer any other.
-        var source = content.CanSeek ? content : ReadOnly(StreamBytes.ReadToEnd(content));
+        var source = content.CanSeek
+            ? content
+            : ReadOnly(TMode.IsAsync ? await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false) : StreamBytes.ReadToEnd(content));
         long start = source.Position;
         List<Exception>? failures = null;
         for (int i = 0; i < _tiers.Length; i++)
@@ -25,7 +41,14 @@ public sealed partial class TieredCodeCache
             try
             {
                 source.Position = start;
-                _caches[i].Add(key, source);
+                if (TMode.IsAsync)
+                {
+                    await _caches[i].AddAsync(key, source, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    _caches[i].Add(key, source);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {
@@ -39,61 +62,8 @@ public sealed partial class TieredCodeCache
         _metrics?.Added(source.Position - start);
     }
 
-    /// <inheritdoc/>
-    public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(content);
-        cancellationToken.ThrowIfCancellationRequested();
-        var source = content.CanSeek ? content : ReadOnly(await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false));
-        long start = source.Position;
-        List<Exception>? failures = null;
-        for (int i = 0; i < _tiers.Length; i++)
-        {
-            if (Volatile.Read(ref _readOnly[i]))
-            {
-                continue;
-            }
-
-            try
-            {
-                source.Position = start;
-                await _caches[i].AddAsync(key, source, cancellationToken).ConfigureAwait(false);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                OnTierFailure(i, "add", key, e);
-                Collect(ref failures, e);
-                TryDeleteAfterFailedAdd(i, key);
-            }
-        }
-
-        ThrowIfFailed(failures, key, "add");
-        _metrics?.Added(source.Position - start);
-    }
-
-    /// <inheritdoc/>
-    public void Delete(CacheKey key)
-    {
-        List<Exception>? failures = null;
-        for (int i = 0; i < _tiers.Length; i++)
-        {
-            try
-            {
-                _caches[i].Delete(key);
-            }
-            catch (Exception e) when (e is not OperationCanceledException)
-            {
-                OnTierFailure(i, "delete", key, e);
-                Collect(ref failures, e);
-            }
-        }
-
-        ThrowIfFailed(failures, key, "delete");
-        _metrics?.Deleted();
-    }
-
-    /// <inheritdoc/>
-    public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
+    private async ValueTask Delete<TMode>(CacheKey key, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         cancellationToken.ThrowIfCancellationRequested();
         List<Exception>? failures = null;
@@ -101,7 +71,14 @@ public sealed partial class TieredCodeCache
         {
             try
             {
-                await _caches[i].DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+                if (TMode.IsAsync)
+                {
+                    await _caches[i].DeleteAsync(key, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    _caches[i].Delete(key);
+                }
             }
             catch (Exception e) when (e is not OperationCanceledException)
             {

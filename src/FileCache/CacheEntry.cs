@@ -7,7 +7,7 @@ namespace FileCache;
 /// caller may keep (<see cref="Bytes"/>) or a lease on a verified file (<see cref="File"/>) that a
 /// memory-mapping loader opens by path. Dispose it to release the lease.
 /// </summary>
-public sealed class CacheEntry : IDisposable
+internal sealed class CacheEntry : IDisposable
 {
     private CacheEntry(ReadOnlyMemory<byte> bytes, CacheEntryFile? file)
     {
@@ -52,7 +52,7 @@ public sealed class CacheEntry : IDisposable
 /// backend's integrity frame. Hand <see cref="Path"/> only to loaders that read the payload's own
 /// length from its header and ignore trailing bytes (Wasmtime does; FileCache's tests prove it).
 /// </remarks>
-public sealed class CacheEntryFile : IDisposable
+internal sealed class CacheEntryFile : IDisposable
 {
     private readonly IDisposable _owner;
     private readonly SafeFileHandle? _handle;

@@ -15,7 +15,7 @@ namespace FileCache.Diagnostics;
 /// <c>filecache.bytes_written</c>, <c>filecache.rejected_entries</c> and
 /// <c>filecache.tier_failures</c> (also tagged with <see cref="OperationTag"/>).
 /// </remarks>
-public sealed class WasmCodeCacheMetrics
+internal sealed class WasmCodeCacheMetrics
 {
     /// <summary>The name of the library's meter.</summary>
     public const string MeterName = "FileCache";
@@ -56,10 +56,25 @@ public sealed class WasmCodeCacheMetrics
     /// <summary>The backend name recorded with every measurement.</summary>
     public string Backend { get; }
 
+    /// <summary>The tag naming the tier of a tier set that answered a lookup (memory, disk, distributed, ...).</summary>
+    public const string TierTag = "filecache.tier";
+
+    /// <summary>
+    /// Whether this backend counts its own hits and misses. A tier set turns it off for its tiers and
+    /// counts each lookup once itself, tagged with the tier that answered (<see cref="TierTag"/>), so a
+    /// cold load through three tiers is one miss, not four.
+    /// </summary>
+    public bool CountsLookups { get; set; } = true;
+
     /// <summary>Records a hit.</summary>
     /// <param name="bytes">The entry's size in bytes, when known; otherwise 0.</param>
     public void Hit(long bytes)
     {
+        if (!CountsLookups)
+        {
+            return;
+        }
+
         _instruments.Hits.Add(1, _backend);
         if (bytes > 0)
         {
@@ -67,8 +82,27 @@ public sealed class WasmCodeCacheMetrics
         }
     }
 
+    /// <summary>Records a hit of a tier set, naming the tier that answered.</summary>
+    /// <param name="bytes">The entry's size in bytes, when known; otherwise 0.</param>
+    /// <param name="tier">The answering tier's backend name.</param>
+    public void Hit(long bytes, string tier)
+    {
+        var tags = new TagList { _backend, new(TierTag, tier) };
+        _instruments.Hits.Add(1, tags);
+        if (bytes > 0)
+        {
+            _instruments.BytesRead.Add(bytes, tags);
+        }
+    }
+
     /// <summary>Records a miss.</summary>
-    public void Miss() => _instruments.Misses.Add(1, _backend);
+    public void Miss()
+    {
+        if (CountsLookups)
+        {
+            _instruments.Misses.Add(1, _backend);
+        }
+    }
 
     /// <summary>Records a completed add.</summary>
     /// <param name="bytes">The number of payload bytes stored.</param>

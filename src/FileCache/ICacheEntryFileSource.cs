@@ -7,7 +7,7 @@ namespace FileCache;
 /// entry as a path that a memory-mapping loader (Wasmtime's <c>Module.DeserializeFile</c>) can open.
 /// Callers detect it with a type test, as HybridCache detects <c>IBufferDistributedCache</c>.
 /// </summary>
-public interface ICacheEntryFileSource
+internal interface ICacheEntryFileSource
 {
     /// <summary>
     /// Looks an entry up, verifies it, and returns a lease on a path whose content is that verified
