@@ -27,6 +27,8 @@ internal static class Stores
 /// <summary>Over the in-process MemoryDistributedCache.</summary>
 public sealed class MemoryDistributedSpecificationTests : WasmCodeCacheSpecificationTests
 {
+    protected override WasmCodeCacheLocality Locality => WasmCodeCacheLocality.Fleet;
+
     protected override IWasmCodeCache CreateCache() => new DistributedCodeCache(
         new MemoryDistributedCache(Options.Create(new MemoryDistributedCacheOptions())), Stores.Options());
 }
@@ -34,6 +36,8 @@ public sealed class MemoryDistributedSpecificationTests : WasmCodeCacheSpecifica
 /// <summary>Over a real Redis server, through RedisCache's buffer API (IBufferDistributedCache).</summary>
 public sealed class RedisSpecificationTests : WasmCodeCacheSpecificationTests
 {
+    protected override WasmCodeCacheLocality Locality => WasmCodeCacheLocality.Fleet;
+
     protected override IWasmCodeCache CreateCache()
     {
         var store = Stores.Redis(RedisServer.Shared);

@@ -6,6 +6,8 @@ namespace FileCache.Memory.Tests;
 
 public sealed class MemoryCodeCacheSpecificationTests : WasmCodeCacheSpecificationTests
 {
+    protected override WasmCodeCacheLocality Locality => WasmCodeCacheLocality.Process;
+
     protected override IWasmCodeCache CreateCache() => new MemoryCodeCache();
 }
 
