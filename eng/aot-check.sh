@@ -79,6 +79,7 @@ echo "$plugin2" | grep -q "^saved:  the first run compiled this module in" || { 
 
 echo "== filecache tool: publish (NativeAOT), then native and JIT processes share keys"
 dotnet publish tools/FileCache.Tool -c Release -r "$rid" -p:NativeTool=true -o "$out/tool" -nologo 2>&1 | tee "$out/tool.log"
+mv "$out/tool/FileCache.Tool" "$out/tool/filecache" # the command's name (the assembly cannot be named so: README)
 if grep -E "warning IL[0-9]+" "$out/tool.log" | grep -v "Wasmtime.Dotnet" | grep -q .; then
   echo "FAIL: trim/AOT warnings in the tool publish"; exit 1
 fi
