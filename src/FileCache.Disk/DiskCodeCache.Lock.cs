@@ -1,3 +1,4 @@
+using FileCache.Internal;
 using FileCache.Disk.Internal;
 using Microsoft.Win32.SafeHandles;
 
@@ -20,6 +21,14 @@ internal sealed partial class DiskCodeCache : ICompileLockSource
     /// Returns <see langword="null"/> where the platform has no such locks (Windows) or when read-only.
     /// </remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => Completed.Result(AcquireCompileLock<Blocking>(key, timeout, cancellationToken));
+
+    /// <inheritdoc/>
+    public ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
+        => AcquireCompileLock<NonBlocking>(key, timeout, cancellationToken);
+
+    private async ValueTask<IDisposable?> AcquireCompileLock<TMode>(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
     {
         if (!StartLock(key, timeout, out string path, out long deadline))
         {
@@ -30,24 +39,14 @@ internal sealed partial class DiskCodeCache : ICompileLockSource
         while (!LockOrGiveUp(path, deadline, cancellationToken, out held))
         {
             // Polled rather than a blocking flock: the wait honours the timeout and cancellation.
-            cancellationToken.WaitHandle.WaitOne(LockPollInterval);
-        }
-
-        return held;
-    }
-
-    /// <inheritdoc/>
-    public async ValueTask<IDisposable?> TryAcquireCompileLockAsync(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-    {
-        if (!StartLock(key, timeout, out string path, out long deadline))
-        {
-            return null;
-        }
-
-        CompileLock? held;
-        while (!LockOrGiveUp(path, deadline, cancellationToken, out held))
-        {
-            await Task.Delay(LockPollInterval, cancellationToken).ConfigureAwait(false);
+            if (TMode.IsAsync)
+            {
+                await Task.Delay(LockPollInterval, cancellationToken).ConfigureAwait(false);
+            }
+            else
+            {
+                cancellationToken.WaitHandle.WaitOne(LockPollInterval);
+            }
         }
 
         return held;
