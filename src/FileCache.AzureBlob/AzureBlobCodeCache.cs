@@ -1,0 +1,350 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Diagnostics.Metrics;
+using Azure;
+using Azure.Storage;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using FileCache.Diagnostics;
+using FileCache.Internal;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+using Polly;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace FileCache.AzureBlob;
+
+/// <summary>
+/// A fleet tier on Azure Blob Storage. A key names a small authenticated index record
+/// (<c>{prefix}index/{key}</c>, <see cref="IndexRecord"/>); the payload is a body named by its own
+/// digest (<c>{prefix}body/{name}</c>), written once with <c>If-None-Match: *</c>. A read authenticates
+/// the record with the key, then reads the body in parallel ranges and checks every 1 MiB chunk against
+/// the record before anything is returned. Whatever the store returns that does not verify is a miss
+/// and a metric, never a delete of the shared object; any store failure is a miss, and repeated ones
+/// open a circuit that skips the store for <see cref="AzureBlobCodeCacheOptions.BreakDuration"/>.
+/// </summary>
+internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ISharedWasmCodeCache
+{
+    private readonly AzureBlobCodeCacheOptions _options;
+    private readonly BlobContainerClient _container;
+    private readonly byte[] _authenticationKey;
+    private readonly WasmCodeCacheMetrics _metrics;
+    private readonly Counter<long> _requests;
+    private readonly Counter<long> _bytesDownloaded;
+    private readonly ILogger _logger;
+    private readonly ResiliencePipeline _pipeline;
+    private readonly CircuitBreakerStateProvider _circuit = new();
+    private volatile bool _readOnly;
+    private Task? _containerReady;
+
+    WasmCodeCacheMetrics IMeteredWasmCodeCache.Metrics => _metrics;
+
+    public AzureBlobCodeCache(AzureBlobCodeCacheOptions options, IMeterFactory? meterFactory = null, ILogger<AzureBlobCodeCache>? logger = null, TimeProvider? timeProvider = null)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Problems().FirstOrDefault() is { } problem)
+        {
+            throw new ArgumentException(problem.ErrorMessage, nameof(options));
+        }
+
+        _options = options;
+        _authenticationKey = options.AuthenticationKey!.ToArray();
+        _readOnly = options.ReadOnly;
+        _container = options.Container ?? new BlobContainerClient(options.ConnectionString, options.ContainerName, ClientOptions());
+        _metrics = new WasmCodeCacheMetrics(meterFactory, "azureblob");
+        var meter = WasmCodeCacheMetrics.GetMeter(meterFactory);
+        _requests = meter.CreateCounter<long>("filecache.azureblob.requests", "{request}", "Requests sent to Azure Blob Storage, tagged by filecache.operation (get_index, get_range, put_body, put_index, delete_index): what a rollout costs.");
+        _bytesDownloaded = meter.CreateCounter<long>("filecache.azureblob.bytes_downloaded", "By", "Body bytes downloaded from Azure Blob Storage.");
+        _logger = (ILogger?)logger ?? NullLogger.Instance;
+        _pipeline = new ResiliencePipelineBuilder { TimeProvider = timeProvider ?? TimeProvider.System }
+            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
+            {
+                FailureRatio = 0.5,
+                MinimumThroughput = 2,
+                // Long enough to see two failed calls even when each ran into the timeout.
+                SamplingDuration = TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(10).Ticks, 3 * options.Timeout.Ticks)),
+                BreakDuration = options.BreakDuration,
+                StateProvider = _circuit,
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutRejectedException),
+            })
+            .AddTimeout(options.Timeout)
+            .Build();
+    }
+
+    /// <summary>
+    /// No transfer validation: the SDK's CRC64 structured messages are stored as content by endpoints
+    /// that do not speak them (Azurite, measured), and every byte is verified against the record anyway.
+    /// </summary>
+    private static BlobClientOptions ClientOptions()
+    {
+        var options = new BlobClientOptions();
+        options.Retry.MaxRetries = 1; // a miss is cheap; the tier's own timeout and circuit bound the rest
+        options.TransferValidation.Upload.ChecksumAlgorithm = StorageChecksumAlgorithm.None;
+        options.TransferValidation.Download.ChecksumAlgorithm = StorageChecksumAlgorithm.None;
+        return options;
+    }
+
+    /// <summary>Whether writes are off: configured, or learned from a 403.</summary>
+    public bool IsReadOnly => _readOnly;
+
+    internal string IndexName(CacheKey key) => _options.Prefix + "index/" + key.ToString();
+
+    internal string BodyName(string name) => _options.Prefix + "body/" + name;
+
+    /// <inheritdoc/>
+    /// <remarks>The tier is asynchronous inside: this waits for <see cref="GetAsync"/> (the tier's one blocking point).</remarks>
+    public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
+    {
+        content = GetAsync(key).AsTask().GetAwaiter().GetResult();
+        return content is not null;
+    }
+
+    /// <inheritdoc/>
+    public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        try
+        {
+            var payload = await _pipeline.ExecuteAsync(static (state, ct) => state.Self.ReadAsync(state.Key, ct), (Self: this, Key: key), cancellationToken).ConfigureAwait(false);
+            if (payload is null)
+            {
+                _metrics.Miss();
+                return null;
+            }
+
+            _metrics.Hit(payload.Length);
+            return new MemoryStream(payload, 0, payload.Length, writable: false, publiclyVisible: true);
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            OnStoreFailure("get", key, e);
+            _metrics.Miss();
+            return null;
+        }
+    }
+
+    /// <summary>The index record, authenticated, then the body, verified chunk by chunk; <see langword="null"/> for a miss (absent or not verified).</summary>
+    private async ValueTask<byte[]?> ReadAsync(CacheKey key, CancellationToken cancellationToken)
+    {
+        BinaryData recordBytes;
+        try
+        {
+            _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_index"));
+            recordBytes = (await _container.GetBlobClient(IndexName(key)).DownloadContentAsync(cancellationToken).ConfigureAwait(false)).Value.Content;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return null; // no record (or no container yet): a miss, not a failure
+        }
+
+        var record = IndexRecord.Verify(key, recordBytes.ToMemory().Span, _authenticationKey, _options.MaxEntrySize, out string? problem);
+        if (record is null)
+        {
+            Reject(key, problem!);
+            return null;
+        }
+
+        var payload = GC.AllocateUninitializedArray<byte>((int)record.Length);
+        var body = _container.GetBlobClient(BodyName(record.BodyName));
+        long ranges = (record.Length + _options.RangeSize - 1) / _options.RangeSize;
+        bool intact = true;
+        await Parallel.ForAsync(0L, ranges, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken }, async (range, ct) =>
+        {
+            long offset = range * _options.RangeSize;
+            int length = (int)Math.Min(_options.RangeSize, record.Length - offset);
+            _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_range"));
+            BinaryData part;
+            try
+            {
+                part = (await body.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(offset, length) }, ct).ConfigureAwait(false)).Value.Content;
+            }
+            catch (RequestFailedException e) when (e.Status is 404 or 416)
+            {
+                intact = false; // the record names a body that is gone or shorter: a miss
+                return;
+            }
+
+            var bytes = part.ToMemory();
+            _bytesDownloaded.Add(bytes.Length);
+            if (bytes.Length != length)
+            {
+                intact = false;
+                return;
+            }
+
+            bytes.Span.CopyTo(payload.AsSpan((int)offset));
+            for (int chunk = (int)(offset / IndexRecord.ChunkSize); (long)chunk * IndexRecord.ChunkSize < offset + length; chunk++)
+            {
+                long start = (long)chunk * IndexRecord.ChunkSize;
+                int size = (int)Math.Min(IndexRecord.ChunkSize, record.Length - start);
+                if (!record.ChunkMatches(chunk, payload.AsSpan((int)start, size)))
+                {
+                    intact = false;
+                    return;
+                }
+            }
+        }).ConfigureAwait(false);
+
+        if (!intact)
+        {
+            Reject(key, "ChecksumMismatch");
+            return null;
+        }
+
+        return payload;
+    }
+
+    /// <summary>A value that does not verify: a miss and a metric, never a delete of the shared object (repair is an operator's action).</summary>
+    private void Reject(CacheKey key, string reason)
+    {
+        _metrics.Corrupt(reason);
+        LogRejected(_logger, key, reason);
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Waits for <see cref="AddAsync"/> (the tier's one blocking point).</remarks>
+    public void Add(CacheKey key, Stream content) => AddAsync(key, content).AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc/>
+    /// <remarks>
+    /// The body is created once under its own name (<c>If-None-Match: *</c>; a conflict means the same
+    /// bytes are there). The record is created the same way; when another record is there already, it is
+    /// kept if it is this key's and names the same body (racing writers of one compile), and replaced
+    /// under <c>If-Match</c> otherwise, so Add replaces as the contract says. A 403 turns writes off
+    /// (a reader identity); any other failure is logged and the fleet does not share this entry.
+    /// </remarks>
+    public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(content);
+        if (_readOnly)
+        {
+            throw new ReadOnlyWasmCodeCacheException($"The Azure Blob tier is read-only; key {key} was not added.");
+        }
+
+        var payload = await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false);
+        if (payload.Length > _options.MaxEntrySize)
+        {
+            _metrics.Rejected("TooLarge");
+            LogTooLarge(_logger, key, payload.Length, _options.MaxEntrySize);
+            return;
+        }
+
+        var record = IndexRecord.Create(key, payload, _authenticationKey, out string bodyName);
+        try
+        {
+            await _pipeline.ExecuteAsync(static (state, ct) => state.Self.WriteAsync(state.Key, state.Payload, state.Record, state.BodyName, ct), (Self: this, Key: key, Payload: payload, Record: record, BodyName: bodyName), cancellationToken).ConfigureAwait(false);
+            _metrics.Added(payload.Length);
+        }
+        catch (RequestFailedException e) when (e.Status == 403)
+        {
+            _readOnly = true;
+            LogWritesRefused(_logger, key, e.ErrorCode);
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            OnStoreFailure("add", key, e);
+        }
+    }
+
+    private async ValueTask WriteAsync(CacheKey key, byte[] payload, byte[] record, string bodyName, CancellationToken cancellationToken)
+    {
+        var ready = _containerReady;
+        if (ready is null || ready.IsFaulted || ready.IsCanceled)
+        {
+            ready = _containerReady = _container.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None); // once per process, retried after a failure
+        }
+
+        await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_body"));
+        await CreateOnceAsync(_container.GetBlobClient(BodyName(bodyName)), payload, cancellationToken).ConfigureAwait(false);
+        var index = _container.GetBlobClient(IndexName(key));
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
+        if (await CreateOnceAsync(index, record, cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        // Another record is there: keep it if it is ours for the same body, else replace that version.
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_index"));
+        var existing = await index.DownloadContentAsync(cancellationToken).ConfigureAwait(false);
+        var theirs = IndexRecord.Verify(key, existing.Value.Content.ToMemory().Span, _authenticationKey, long.MaxValue, out _);
+        var ours = IndexRecord.Verify(key, record, _authenticationKey, long.MaxValue, out _)!;
+        if (theirs is not null && theirs.BodyName == ours.BodyName)
+        {
+            return;
+        }
+
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
+        await index.UploadAsync(new BinaryData(record), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = existing.Value.Details.ETag } }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Creates a blob only if none is there; <see langword="false"/> when one was (someone else won).</summary>
+    private static async ValueTask<bool> CreateOnceAsync(BlobClient blob, byte[] content, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await blob.UploadAsync(new BinaryData(content), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken).ConfigureAwait(false);
+            return true;
+        }
+        catch (RequestFailedException e) when (e.Status is 409 or 412)
+        {
+            return false;
+        }
+    }
+
+    /// <inheritdoc/>
+    /// <remarks>Waits for <see cref="DeleteAsync"/> (the tier's one blocking point).</remarks>
+    public void Delete(CacheKey key) => DeleteAsync(key).AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc/>
+    /// <remarks>Removes the key's record (an operator's or the application's explicit delete); bodies are shared by content and expire by the container's lifecycle rule.</remarks>
+    public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
+    {
+        if (_readOnly)
+        {
+            throw new ReadOnlyWasmCodeCacheException($"The Azure Blob tier is read-only; key {key} was not deleted.");
+        }
+
+        try
+        {
+            _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "delete_index"));
+            await _pipeline.ExecuteAsync(static async (state, ct) => await state.Self._container.GetBlobClient(state.Self.IndexName(state.Key)).DeleteIfExistsAsync(cancellationToken: ct).ConfigureAwait(false), (Self: this, Key: key), cancellationToken).ConfigureAwait(false);
+            _metrics.Deleted();
+        }
+        catch (Exception e) when (IsStoreFailure(e, cancellationToken))
+        {
+            OnStoreFailure("delete", key, e);
+        }
+    }
+
+    /// <summary>Anything but the caller's own cancellation is the store's failure.</summary>
+    private static bool IsStoreFailure(Exception e, CancellationToken callerToken)
+        => !(e is OperationCanceledException && callerToken.IsCancellationRequested) && e is not OutOfMemoryException;
+
+    private void OnStoreFailure(string operation, CacheKey key, Exception e)
+    {
+        if (e is BrokenCircuitException)
+        {
+            LogSkipped(_logger, operation, key);
+            return;
+        }
+
+        _metrics.TierFailure(operation);
+        LogStoreFailed(_logger, operation, key, e);
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Warning, Message = "Azure Blob Storage failed to {Operation} key {Key}; continuing without it")]
+    private static partial void LogStoreFailed(ILogger logger, string operation, CacheKey key, Exception exception);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Debug, Message = "Azure Blob Storage is skipped after repeated failures; did not {Operation} key {Key}")]
+    private static partial void LogSkipped(ILogger logger, string operation, CacheKey key);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Warning, Message = "The Azure Blob entry of key {Key} did not verify ({Reason}): a miss; the shared object is left for an operator")]
+    private static partial void LogRejected(ILogger logger, CacheKey key, string reason);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Did not send key {Key} to Azure Blob Storage: {Length} bytes exceed MaxEntrySize {MaxEntrySize}")]
+    private static partial void LogTooLarge(ILogger logger, CacheKey key, long length, long maxEntrySize);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Azure Blob Storage refused a write of key {Key} ({ErrorCode}): this host's identity can only read; writes are off from now on, reads go on")]
+    private static partial void LogWritesRefused(ILogger logger, CacheKey key, string? errorCode);
+}

@@ -1,0 +1,34 @@
+using System.Diagnostics.Metrics;
+using FileCache;
+using FileCache.AzureBlob;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+
+namespace Microsoft.Extensions.DependencyInjection;
+
+/// <summary>Adds the Azure Blob Storage tier to a cache builder.</summary>
+public static class AzureBlobCodeCacheBuilderExtensions
+{
+    /// <summary>
+    /// Adds a fleet tier on Azure Blob Storage. Put it after the disk tier: a hit is verified, then
+    /// written into the faster tiers, so a warm host never asks the store again. Set
+    /// <see cref="AzureBlobCodeCacheOptions.AuthenticationKey"/> and a container (with the host's credential).
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="configure">Configures the tier.</param>
+    /// <returns>The builder.</returns>
+    public static IWasmCodeCacheBuilder UseAzureBlob(this IWasmCodeCacheBuilder builder, Action<AzureBlobCodeCacheOptions> configure)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(configure);
+        string tierName = builder.AddTier(static (sp, name) => new AzureBlobCodeCache(
+            sp.GetRequiredService<IOptionsMonitor<AzureBlobCodeCacheOptions>>().Get(name),
+            sp.GetService<IMeterFactory>(),
+            sp.GetService<ILogger<AzureBlobCodeCache>>(),
+            sp.GetService<TimeProvider>()));
+        builder.Services.AddOptions<AzureBlobCodeCacheOptions>(tierName).Configure(configure).ValidateOnStart();
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AzureBlobCodeCacheOptions>, AzureBlobCodeCacheOptionsValidator>());
+        return builder;
+    }
+}

@@ -1,0 +1,78 @@
+using System.ComponentModel.DataAnnotations;
+using Azure.Storage.Blobs;
+
+namespace FileCache.AzureBlob;
+
+/// <summary>Options of the Azure Blob Storage tier (<c>UseAzureBlob</c>).</summary>
+public sealed class AzureBlobCodeCacheOptions : IValidatableObject
+{
+    /// <summary>
+    /// The container, with the credential the host should use (a reader identity for hosts that only
+    /// read, a writer identity for the hosts that compile). Takes precedence over
+    /// <see cref="ConnectionString"/>.
+    /// </summary>
+    public BlobContainerClient? Container { get; set; }
+
+    /// <summary>A storage connection string, used with <see cref="ContainerName"/> when <see cref="Container"/> is not set.</summary>
+    public string? ConnectionString { get; set; }
+
+    /// <summary>The container's name with <see cref="ConnectionString"/> (default <c>filecache</c>); created on first use when missing.</summary>
+    public string ContainerName { get; set; } = "filecache";
+
+    /// <summary>Prefixed to every blob name (then <c>index/</c> or <c>body/</c>), so several applications can share a container.</summary>
+    [Required(AllowEmptyStrings = true, ErrorMessage = "AzureBlobCodeCacheOptions.Prefix must not be null.")]
+    public string Prefix { get; set; } = "";
+
+    /// <summary>
+    /// The HMAC-SHA256 key that index records are signed and checked with (at least 16 bytes; 32 random
+    /// bytes shared by the hosts that write). Required: the store is never trusted, only this key.
+    /// </summary>
+    public byte[]? AuthenticationKey { get; set; }
+
+    /// <summary>The size of each ranged read of a body (default 4 MiB; a multiple of 1 MiB): several are read in parallel and each is verified as it arrives.</summary>
+    [Range(1 << 20, 256 << 20, ErrorMessage = "AzureBlobCodeCacheOptions.RangeSize must be between 1 MiB and 256 MiB.")]
+    public int RangeSize { get; set; } = 4 << 20;
+
+    /// <summary>How many ranges of one body are read at once (default 4).</summary>
+    [Range(1, 64, ErrorMessage = "AzureBlobCodeCacheOptions.MaxConcurrency must be between 1 and 64.")]
+    public int MaxConcurrency { get; set; } = 4;
+
+    /// <summary>The largest payload read or written (default 256 MiB); a larger index record is a miss before any body is read.</summary>
+    [Range(1, long.MaxValue, ErrorMessage = "AzureBlobCodeCacheOptions.MaxEntrySize must be positive.")]
+    public long MaxEntrySize { get; set; } = 256L << 20;
+
+    /// <summary>How long one store call may take before it counts as a failure (default 30 s).</summary>
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long the store is skipped after repeated failures (default 30 s); then one call probes it.</summary>
+    public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>Read only: never write (a host with a reader identity). A write refused with 403 turns this on by itself.</summary>
+    public bool ReadOnly { get; set; }
+
+    /// <inheritdoc/>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) => Problems();
+
+    internal IEnumerable<ValidationResult> Problems()
+    {
+        if (AuthenticationKey is not { Length: >= 16 })
+        {
+            yield return new ValidationResult("AzureBlobCodeCacheOptions.AuthenticationKey is required (at least 16 bytes): whatever the store returns is untrusted machine code until its index record verifies with the key.", [nameof(AuthenticationKey)]);
+        }
+
+        if (Container is null && string.IsNullOrEmpty(ConnectionString))
+        {
+            yield return new ValidationResult("Set AzureBlobCodeCacheOptions.Container (a BlobContainerClient with the host's credential) or ConnectionString.", [nameof(Container)]);
+        }
+
+        if (RangeSize % (1 << 20) != 0)
+        {
+            yield return new ValidationResult($"AzureBlobCodeCacheOptions.RangeSize is {RangeSize}; it must be a multiple of 1 MiB (the chunk each digest covers).", [nameof(RangeSize)]);
+        }
+
+        if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)
+        {
+            yield return new ValidationResult("AzureBlobCodeCacheOptions.Timeout and BreakDuration must be positive.", [nameof(Timeout)]);
+        }
+    }
+}
