@@ -23,7 +23,7 @@ namespace FileCache.AzureBlob;
 /// and a metric, never a delete of the shared object; any store failure is a miss, and repeated ones
 /// open a circuit that skips the store for <see cref="AzureBlobCodeCacheOptions.BreakDuration"/>.
 /// </summary>
-internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ISharedWasmCodeCache
+internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ISharedWasmCodeCache, ICompileLockSource
 {
     private readonly AzureBlobCodeCacheOptions _options;
     private readonly BlobContainerClient _container;
@@ -248,13 +248,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
     private async ValueTask WriteAsync(CacheKey key, byte[] payload, byte[] record, string bodyName, CancellationToken cancellationToken)
     {
-        var ready = _containerReady;
-        if (ready is null || ready.IsFaulted || ready.IsCanceled)
-        {
-            ready = _containerReady = _container.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None); // once per process, retried after a failure
-        }
-
-        await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
+        await EnsureContainerAsync(cancellationToken).ConfigureAwait(false);
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_body"));
         await CreateOnceAsync(_container.GetBlobClient(BodyName(bodyName)), payload, cancellationToken).ConfigureAwait(false);
         var index = _container.GetBlobClient(IndexName(key));
@@ -276,6 +270,17 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
         await index.UploadAsync(new BinaryData(record), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = existing.Value.Details.ETag } }, cancellationToken).ConfigureAwait(false);
+    }
+
+    private async Task EnsureContainerAsync(CancellationToken cancellationToken)
+    {
+        var ready = _containerReady;
+        if (ready is null || ready.IsFaulted || ready.IsCanceled)
+        {
+            ready = _containerReady = _container.CreateIfNotExistsAsync(cancellationToken: CancellationToken.None); // once per process, retried after a failure
+        }
+
+        await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Creates a blob only if none is there; <see langword="false"/> when one was (someone else won).</summary>

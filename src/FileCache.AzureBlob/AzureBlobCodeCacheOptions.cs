@@ -47,6 +47,17 @@ public sealed class AzureBlobCodeCacheOptions : IValidatableObject
     /// <summary>How long the store is skipped after repeated failures (default 30 s); then one call probes it.</summary>
     public TimeSpan BreakDuration { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// One compile per fleet (default on): before compiling a key, a host takes a lease on
+    /// <c>{prefix}locks/{key}</c>, renewed while it compiles; the others wait with jittered back-off under
+    /// the loader's deadline and then find its entry. A holder that dies stops blocking when its lease
+    /// expires (<see cref="CompileLockDuration"/>).
+    /// </summary>
+    public bool FleetCompileLock { get; set; } = true;
+
+    /// <summary>The lease's duration, renewed while the holder compiles (default 30 s; Azure allows 15 to 60 s).</summary>
+    public TimeSpan CompileLockDuration { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Read only: never write (a host with a reader identity). A write refused with 403 turns this on by itself.</summary>
     public bool ReadOnly { get; set; }
 
@@ -68,6 +79,11 @@ public sealed class AzureBlobCodeCacheOptions : IValidatableObject
         if (RangeSize % (1 << 20) != 0)
         {
             yield return new ValidationResult($"AzureBlobCodeCacheOptions.RangeSize is {RangeSize}; it must be a multiple of 1 MiB (the chunk each digest covers).", [nameof(RangeSize)]);
+        }
+
+        if (CompileLockDuration < TimeSpan.FromSeconds(15) || CompileLockDuration > TimeSpan.FromSeconds(60))
+        {
+            yield return new ValidationResult($"AzureBlobCodeCacheOptions.CompileLockDuration is {CompileLockDuration}; it must be between 15 and 60 seconds (Azure's lease limits).", [nameof(CompileLockDuration)]);
         }
 
         if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)
