@@ -62,4 +62,19 @@ public sealed class AzureBlobLeaseTests
         using var none = await new AzureBlobCodeCache(readOnly).TryAcquireCompileLockAsync(Key, TimeSpan.FromSeconds(1));
         Assert.NotNull(none); // a reader never blocks on, nor takes, the fleet's lock
     }
+
+    [SkippableFact]
+    public async Task TheHealthProbe_IsHealthyOnAzurite_AndUnhealthyForAStoreThatIsDown()
+    {
+        var registration = new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckRegistration("blob", _ => null!, Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy, null);
+        var context = new Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckContext { Registration = registration };
+        var up = await new AzureBlobCodeCache(Blobs.Options(Azurite.Shared.NewContainer())).CheckHealthAsync(context);
+        Assert.Equal(Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Healthy, up.Status);
+
+        var downOptions = Blobs.Options(new Azure.Storage.Blobs.BlobContainerClient(new Uri("http://127.0.0.1:9/devstoreaccount1/none")));
+        downOptions.Timeout = TimeSpan.FromSeconds(2);
+        var down = await new AzureBlobCodeCache(downOptions).CheckHealthAsync(context);
+        Assert.Equal(Microsoft.Extensions.Diagnostics.HealthChecks.HealthStatus.Unhealthy, down.Status);
+        Assert.Contains("not reachable", down.Description, StringComparison.Ordinal);
+    }
 }

@@ -3,6 +3,7 @@
 // member's disk tier holds the entry afterwards.
 // FleetWorker machine <disk-dir> <module.wasm>   one process of a machine sharing a disk cache
 // FleetWorker fleetlock <disk-dir> <redis host:port> <key-prefix> <module.wasm>   one host of a fleet with the fleet compile lock
+// FleetWorker azureblob <disk-dir> <connection-string> <container> <module.wasm> <tasks>   one host of a fleet on Azure Blob (Azurite)
 // FleetWorker concurrency <redis host:port> <key-prefix> <sync|async|loadasync> <callers> <seconds> [host-min-threads]
 // The concurrency harness (see Concurrency.cs and benchmarks/README.md).
 using FileCache;
@@ -47,6 +48,11 @@ if (args[0] == "fleetlock")
     using var hostLoaded = await hostProvider.GetRequiredService<WasmtimeModuleCache>().LoadAsync(hostEngine, new WasmSource("m", File.ReadAllBytes(args[4])));
     Console.WriteLine($"origin={hostLoaded.Origin}");
     return 0;
+}
+
+if (args[0] == "azureblob")
+{
+    return await FileCache.FleetWorker.BlobHost.RunAsync(args[1], args[2], args[3], args[4], int.Parse(args[5], System.Globalization.CultureInfo.InvariantCulture));
 }
 
 if (args[0] == "concurrency")
