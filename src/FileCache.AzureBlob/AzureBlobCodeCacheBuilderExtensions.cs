@@ -20,15 +20,9 @@ public static class AzureBlobCodeCacheBuilderExtensions
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UseAzureBlob(this IWasmCodeCacheBuilder builder, Action<AzureBlobCodeCacheOptions> configure)
     {
-        ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
-        string tierName = builder.AddTier(static (sp, name) => new AzureBlobCodeCache(
-            sp.GetRequiredService<IOptionsMonitor<AzureBlobCodeCacheOptions>>().Get(name),
-            sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<AzureBlobCodeCache>>(),
-            sp.GetService<TimeProvider>()));
-        builder.Services.AddOptions<AzureBlobCodeCacheOptions>(tierName).Configure(configure).ValidateOnStart();
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<AzureBlobCodeCacheOptions>, AzureBlobCodeCacheOptionsValidator>());
+        builder.AddTier<AzureBlobCodeCacheOptions, AzureBlobCodeCacheOptionsValidator>(static (sp, o) => new AzureBlobCodeCache(
+            o, sp.GetService<IMeterFactory>(), sp.GetService<ILogger<AzureBlobCodeCache>>(), sp.GetService<TimeProvider>())).Configure(configure);
         return builder;
     }
 }

@@ -30,20 +30,12 @@ public static class DiskCodeCacheBuilderExtensions
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UseDisk(this IWasmCodeCacheBuilder builder, Action<DiskCodeCacheOptions>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(builder);
-        string tierName = builder.AddTier(static (sp, name) => new DiskCodeCache(
-            sp.GetRequiredService<IOptionsMonitor<DiskCodeCacheOptions>>().Get(name),
-            sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<DiskCodeCache>>(),
-            sp.GetService<TimeProvider>()));
-
-        var options = builder.Services.AddOptions<DiskCodeCacheOptions>(tierName).ValidateOnStart();
+        var options = builder.AddTier<DiskCodeCacheOptions, DiskCodeCacheOptionsValidator>(Create);
         if (configure is not null)
         {
             options.Configure(configure);
         }
 
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DiskCodeCacheOptions>, DiskCodeCacheOptionsValidator>());
         return builder;
     }
 
@@ -60,24 +52,19 @@ public static class DiskCodeCacheBuilderExtensions
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UsePrecompiled(this IWasmCodeCacheBuilder builder, Action<DiskCodeCacheOptions>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(builder);
-        string tierName = builder.AddFirstTier(static (sp, name) => new DiskCodeCache(
-            sp.GetRequiredService<IOptionsMonitor<DiskCodeCacheOptions>>().Get(name),
-            sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<DiskCodeCache>>(),
-            sp.GetService<TimeProvider>()));
-        var options = builder.Services.AddOptions<DiskCodeCacheOptions>(tierName)
-            .Configure(o => o.Directory = Path.Join(AppContext.BaseDirectory, PrecompiledDirectoryName))
-            .ValidateOnStart();
+        var options = builder.AddTier<DiskCodeCacheOptions, DiskCodeCacheOptionsValidator>(Create, first: true)
+            .Configure(o => o.Directory = Path.Join(AppContext.BaseDirectory, PrecompiledDirectoryName));
         if (configure is not null)
         {
             options.Configure(configure);
         }
 
         options.PostConfigure(o => o.ReadOnly = true);
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DiskCodeCacheOptions>, DiskCodeCacheOptionsValidator>());
         return builder;
     }
+
+    private static DiskCodeCache Create(IServiceProvider services, DiskCodeCacheOptions options)
+        => new(options, services.GetService<IMeterFactory>(), services.GetService<ILogger<DiskCodeCache>>(), services.GetService<TimeProvider>());
 
     /// <summary>The directory name, next to the app, of the precompiled tier (<see cref="UsePrecompiled"/>).</summary>
     public const string PrecompiledDirectoryName = "wasm-precompiled";

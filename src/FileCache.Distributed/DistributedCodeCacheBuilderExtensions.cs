@@ -21,17 +21,14 @@ public static class DistributedCodeCacheBuilderExtensions
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UseDistributed(this IWasmCodeCacheBuilder builder, Action<DistributedCodeCacheOptions> configure)
     {
-        ArgumentNullException.ThrowIfNull(builder);
         ArgumentNullException.ThrowIfNull(configure);
-        string tierName = builder.AddTier(static (sp, name) => new DistributedCodeCache(
+        builder.AddTier<DistributedCodeCacheOptions, DistributedCodeCacheOptionsValidator>(static (sp, o) => new DistributedCodeCache(
             sp.GetService<IDistributedCache>() ?? throw new InvalidOperationException(
                 "UseDistributed needs an IDistributedCache in the container, for example services.AddStackExchangeRedisCache(...)."),
-            sp.GetRequiredService<IOptionsMonitor<DistributedCodeCacheOptions>>().Get(name),
+            o,
             sp.GetService<IMeterFactory>(),
             sp.GetService<ILogger<DistributedCodeCache>>(),
-            sp.GetService<TimeProvider>()));
-        builder.Services.AddOptions<DistributedCodeCacheOptions>(tierName).Configure(configure).ValidateOnStart();
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<DistributedCodeCacheOptions>, DistributedCodeCacheOptionsValidator>());
+            sp.GetService<TimeProvider>())).Configure(configure);
         return builder;
     }
 }

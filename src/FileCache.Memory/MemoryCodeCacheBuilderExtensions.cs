@@ -16,19 +16,13 @@ public static class MemoryCodeCacheBuilderExtensions
     /// <returns>The builder.</returns>
     public static IWasmCodeCacheBuilder UseMemory(this IWasmCodeCacheBuilder builder, Action<MemoryCodeCacheOptions>? configure = null)
     {
-        ArgumentNullException.ThrowIfNull(builder);
-        string tierName = builder.AddTier(static (sp, name) => new MemoryCodeCache(
-            sp.GetRequiredService<IOptionsMonitor<MemoryCodeCacheOptions>>().Get(name),
-            sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<MemoryCodeCache>>()));
-
-        var options = builder.Services.AddOptions<MemoryCodeCacheOptions>(tierName).ValidateOnStart();
+        var options = builder.AddTier<MemoryCodeCacheOptions, MemoryCodeCacheOptionsValidator>(
+            static (sp, o) => new MemoryCodeCache(o, sp.GetService<IMeterFactory>(), sp.GetService<ILogger<MemoryCodeCache>>()));
         if (configure is not null)
         {
             options.Configure(configure);
         }
 
-        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<MemoryCodeCacheOptions>, MemoryCodeCacheOptionsValidator>());
         return builder;
     }
 }

@@ -1,4 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
 using FileCache;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
 
 namespace Microsoft.Extensions.DependencyInjection;
 
@@ -36,6 +39,26 @@ public static partial class WasmCodeCacheServiceCollectionExtensions
         string tierName = WasmCodeCacheRegistry.For(builder.Services).NextTierName(builder.Name);
         builder.Services.Configure<WasmCodeCacheOptions>(builder.Name, o => o.Tiers.Insert(0, new TierRegistration(sp => factory(sp, tierName), Owned: true, Locality: null)));
         return tierName;
+    }
+
+    /// <summary>
+    /// Adds one of our tiers with its own named options, validated at start by <typeparamref name="TValidator"/>:
+    /// the one way every <c>Use…</c> method registers a tier.
+    /// </summary>
+    /// <param name="builder">The cache builder.</param>
+    /// <param name="factory">Creates the tier from the service provider and the tier's options.</param>
+    /// <param name="first">In front of every other tier (<c>UsePrecompiled</c>), else after the ones added.</param>
+    /// <returns>The tier's options, to configure.</returns>
+    internal static OptionsBuilder<TOptions> AddTier<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicParameterlessConstructor)] TOptions, [DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicConstructors)] TValidator>(this IWasmCodeCacheBuilder builder, Func<IServiceProvider, TOptions, IWasmCodeCache> factory, bool first = false)
+        where TOptions : class
+        where TValidator : class, IValidateOptions<TOptions>
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        ArgumentNullException.ThrowIfNull(factory);
+        Func<IServiceProvider, string, IWasmCodeCache> create = (sp, name) => factory(sp, sp.GetRequiredService<IOptionsMonitor<TOptions>>().Get(name));
+        string tierName = first ? builder.AddFirstTier(create) : builder.AddTier(create);
+        builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
+        return builder.Services.AddOptions<TOptions>(tierName).ValidateOnStart();
     }
 
     /// <summary>
