@@ -1,3 +1,4 @@
+using FileCache.Internal;
 using Azure;
 using Azure.Storage.Blobs;
 using Azure.Storage.Blobs.Models;
@@ -13,7 +14,7 @@ internal sealed partial class AzureBlobCodeCache
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="TryAcquireCompileLockAsync"/> (the tier's one blocking point).</remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-        => TryAcquireCompileLockAsync(key, timeout, cancellationToken).AsTask().GetAwaiter().GetResult();
+        => Completed.WaitForStore(TryAcquireCompileLockAsync(key, timeout, cancellationToken));
 
     /// <inheritdoc/>
     /// <remarks>

@@ -95,7 +95,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// <remarks>The tier is asynchronous inside: this waits for <see cref="GetAsync"/> (the tier's one blocking point).</remarks>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
-        content = GetAsync(key).AsTask().GetAwaiter().GetResult();
+        content = Completed.WaitForStore(GetAsync(key));
         return content is not null;
     }
 
@@ -203,7 +203,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="AddAsync"/> (the tier's one blocking point).</remarks>
-    public void Add(CacheKey key, Stream content) => AddAsync(key, content).AsTask().GetAwaiter().GetResult();
+    public void Add(CacheKey key, Stream content) => Completed.WaitForStore(AddAsync(key, content));
 
     /// <inheritdoc/>
     /// <remarks>
@@ -262,8 +262,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_index"));
         var existing = await index.DownloadContentAsync(cancellationToken).ConfigureAwait(false);
         var theirs = IndexRecord.Verify(key, existing.Value.Content.ToMemory().Span, _authenticationKey, long.MaxValue, out _);
-        var ours = IndexRecord.Verify(key, record, _authenticationKey, long.MaxValue, out _)!;
-        if (theirs is not null && theirs.BodyName == ours.BodyName)
+        if (theirs is not null && theirs.BodyName == bodyName)
         {
             return;
         }
@@ -299,7 +298,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="DeleteAsync"/> (the tier's one blocking point).</remarks>
-    public void Delete(CacheKey key) => DeleteAsync(key).AsTask().GetAwaiter().GetResult();
+    public void Delete(CacheKey key) => Completed.WaitForStore(DeleteAsync(key));
 
     /// <inheritdoc/>
     /// <remarks>Removes the key's record (an operator's or the application's explicit delete); bodies are shared by content and expire by the container's lifecycle rule.</remarks>

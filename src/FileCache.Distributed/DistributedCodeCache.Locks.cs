@@ -1,3 +1,4 @@
+using FileCache.Internal;
 using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Polly.CircuitBreaker;
@@ -41,7 +42,7 @@ internal sealed partial class DistributedCodeCache
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="TryAcquireCompileLockAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
     public IDisposable? TryAcquireCompileLock(CacheKey key, TimeSpan timeout, CancellationToken cancellationToken = default)
-        => WaitForStore(TryAcquireCompileLockAsync(key, timeout, cancellationToken));
+        => Completed.WaitForStore(TryAcquireCompileLockAsync(key, timeout, cancellationToken));
 
     /// <inheritdoc/>
     /// <remarks>

@@ -93,7 +93,7 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
     /// <inheritdoc/>
     /// <remarks>
     /// The tier is asynchronous inside: this waits for <see cref="GetAsync"/> at the tier's one blocking
-    /// point (<c>WaitForStore</c>). The wait is a task wait, which the runtime's thread pool sees and
+    /// point (<c>Completed.WaitForStore</c>). The wait is a task wait, which the runtime's thread pool sees and
     /// compensates for by adding threads; a store client's own synchronous API (StackExchange.Redis's)
     /// blocks where the pool cannot see it, and many such callers stall every completion. A host that
     /// blocks many pool threads on the store sets its pool's minimum itself (README, "Synchronous callers");
@@ -101,7 +101,7 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
     /// </remarks>
     public bool TryGet(CacheKey key, [NotNullWhen(true)] out Stream? content)
     {
-        content = WaitForStore(GetAsync(key));
+        content = Completed.WaitForStore(GetAsync(key));
         return content is not null;
     }
 
@@ -207,7 +207,7 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
 
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="AddAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
-    public void Add(CacheKey key, Stream content) => WaitForStore(AddAsync(key, content));
+    public void Add(CacheKey key, Stream content) => Completed.WaitForStore(AddAsync(key, content));
 
     /// <inheritdoc/>
     public async ValueTask AddAsync(CacheKey key, Stream content, CancellationToken cancellationToken = default)
@@ -251,7 +251,7 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
 
     /// <inheritdoc/>
     /// <remarks>Waits for <see cref="DeleteAsync"/> at the tier's one blocking point (see <see cref="TryGet"/>).</remarks>
-    public void Delete(CacheKey key) => WaitForStore(DeleteAsync(key));
+    public void Delete(CacheKey key) => Completed.WaitForStore(DeleteAsync(key));
 
     /// <inheritdoc/>
     public async ValueTask DeleteAsync(CacheKey key, CancellationToken cancellationToken = default)
@@ -266,22 +266,6 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
         {
             // A value left behind is still verified on every read.
             OnStoreFailure("delete", key, e);
-        }
-    }
-
-    /// <summary>
-    /// The tier's one blocking point: a synchronous caller waits here for the asynchronous operation,
-    /// which completes at once when the store did. Written once, so the synchronous and asynchronous
-    /// methods cannot drift; the wait is a task wait, which the thread pool compensates for.
-    /// </summary>
-    private static T WaitForStore<T>(ValueTask<T> pending)
-        => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
-
-    private static void WaitForStore(ValueTask pending)
-    {
-        if (!pending.IsCompletedSuccessfully)
-        {
-            pending.AsTask().GetAwaiter().GetResult();
         }
     }
 

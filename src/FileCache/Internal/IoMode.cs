@@ -44,6 +44,23 @@ internal static class Completed
     }
 
     /// <summary>
+    /// A network tier's one blocking point: a synchronous caller waits here for the tier's asynchronous
+    /// operation, which completes at once when the store did. The wait is a task wait, which the thread
+    /// pool sees and compensates for (README, "Synchronous callers").
+    /// </summary>
+    public static T WaitForStore<T>(ValueTask<T> pending)
+        => pending.IsCompletedSuccessfully ? pending.Result : pending.AsTask().GetAwaiter().GetResult();
+
+    /// <inheritdoc cref="WaitForStore{T}(ValueTask{T})"/>
+    public static void WaitForStore(ValueTask pending)
+    {
+        if (!pending.IsCompletedSuccessfully)
+        {
+            pending.AsTask().GetAwaiter().GetResult();
+        }
+    }
+
+    /// <summary>
     /// A local, synchronous operation behind an asynchronous method (the memory and disk tiers): a
     /// cancelled token or a failure is reported in the returned task, as an async method would.
     /// </summary>
