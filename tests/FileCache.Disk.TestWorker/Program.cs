@@ -5,6 +5,9 @@ using FileCache.Specification.Tests;
 
 // Modes (all keys are TestKeys.Key(0..n)):
 //   write-loop <dir>                   Add large entries forever; prints "ready" after the first one.
+//   write-stall <dir>                  Begin one Add, print "stalled" once 1.5 MiB of its content was
+//                                      read (the temp file exists and holds data), then hang: a kill
+//                                      mid-write, placed exactly.
 //   hammer <dir> <threads> <millis>    Random Add/TryGet/Delete; exit 0 when every hit was valid.
 //   torture <dir> <kills> <corruptions> <processes> <threads> <seconds>   see Torture.cs
 //   shared <dir> <id> <maxSize>        A member of a group-shared authenticated cache (0770/0660):
@@ -35,6 +38,15 @@ switch (mode)
                 announced = true;
             }
         }
+    }
+
+    case "write-stall":
+    {
+        var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = dir, MaxSize = null });
+        int keyId = Environment.ProcessId % 8;
+        var payload = TestPayload.Create(keyId, Environment.ProcessId, 4 << 20);
+        cache.Add(TestKeys.Key(keyId), new StallingStream(payload, 3 << 19));
+        return 1; // unreachable: the stream never ends
     }
 
     case "hammer":
@@ -184,5 +196,20 @@ static byte[] ReadAll(Stream s)
         using var m = new MemoryStream();
         s.CopyTo(m);
         return m.ToArray();
+    }
+}
+
+/// <summary>Serves <c>stallAt</c> bytes, says "stalled" and then blocks forever.</summary>
+internal sealed class StallingStream(byte[] data, int stallAt) : MemoryStream(data, writable: false)
+{
+    public override int Read(byte[] buffer, int offset, int count)
+    {
+        if (Position >= stallAt)
+        {
+            Console.WriteLine("stalled");
+            Thread.Sleep(Timeout.Infinite);
+        }
+
+        return base.Read(buffer, offset, (int)Math.Min(count, stallAt - Position));
     }
 }
