@@ -282,13 +282,14 @@ public sealed class DeployAttackTests : IDisposable
         string dir = Make("cache", 0b111_000_000);
         int left = 0;
         var random = new Random(17);
-        // 100 writers of 1-5 MiB entries, killed at random moments, ten at a time.
+        // 100 writers of 1-5 MiB entries, killed at random moments, ten at a time; one of each ten
+        // is killed mid-write for certain (it hangs half way through its content).
         for (int round = 0; round < 10; round++)
         {
-            var writers = Enumerable.Range(0, 10).Select(_ => Worker.Start("write-loop", dir)).ToList();
-            foreach (var w in writers)
+            var writers = Enumerable.Range(0, 10).Select(i => Worker.Start(i == 0 ? "write-stall" : "write-loop", dir)).ToList();
+            for (int i = 0; i < writers.Count; i++)
             {
-                Assert.Equal("ready", await w.StandardOutput.ReadLineAsync());
+                Assert.Equal(i == 0 ? "stalled" : "ready", await writers[i].StandardOutput.ReadLineAsync());
             }
 
             await Task.Delay(random.Next(50, 400));
