@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
 using Azure;
@@ -100,31 +101,50 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     }
 
     /// <inheritdoc/>
+    /// <remarks>
+    /// The index record is authenticated first; the body is then read as a <see cref="VerifiedBodyStream"/>:
+    /// ranges in parallel, each verified before any of its bytes is handed out, memory bounded to
+    /// <see cref="AzureBlobCodeCacheOptions.MaxConcurrency"/> ranges. The first window is verified before
+    /// this returns, so an entry of up to <c>MaxConcurrency × RangeSize</c> bytes (16 MiB by default)
+    /// that does not verify is a miss here; in a larger one, a later range that does not verify makes the
+    /// stream's read throw <see cref="InvalidDataException"/> (a tier set then counts a miss and its disk
+    /// tier discards the partial temp file).
+    /// </remarks>
     public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        VerifiedBodyStream? body = null;
         try
         {
-            var payload = await _pipeline.ExecuteAsync(static (state, ct) => state.Self.ReadAsync(state.Key, ct), (Self: this, Key: key), cancellationToken).ConfigureAwait(false);
-            if (payload is null)
+            var record = await _pipeline.ExecuteAsync(static (state, ct) => state.Self.ReadRecordAsync(state.Key, ct), (Self: this, Key: key), cancellationToken).ConfigureAwait(false);
+            if (record is null)
             {
                 _metrics.Miss();
                 return null;
             }
 
-            _metrics.Hit(payload.Length);
-            return new MemoryStream(payload, 0, payload.Length, writable: false, publiclyVisible: true);
+            body = OpenBody(key, record, cancellationToken);
+            await body.VerifyFirstWindowAsync().ConfigureAwait(false);
+            _metrics.Hit(record.Length);
+            return body;
+        }
+        catch (InvalidDataException)
+        {
+            body?.Dispose(); // counted and logged where it was found
+            _metrics.Miss();
+            return null;
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
+            body?.Dispose();
             OnStoreFailure("get", key, e);
             _metrics.Miss();
             return null;
         }
     }
 
-    /// <summary>The index record, authenticated, then the body, verified chunk by chunk; <see langword="null"/> for a miss (absent or not verified).</summary>
-    private async ValueTask<byte[]?> ReadAsync(CacheKey key, CancellationToken cancellationToken)
+    /// <summary>The index record, authenticated; <see langword="null"/> for a miss (absent or not verified).</summary>
+    private async ValueTask<IndexRecord?> ReadRecordAsync(CacheKey key, CancellationToken cancellationToken)
     {
         BinaryData recordBytes;
         try
@@ -141,57 +161,82 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         if (record is null)
         {
             Reject(key, problem!);
-            return null;
         }
 
-        var payload = GC.AllocateUninitializedArray<byte>((int)record.Length);
+        return record;
+    }
+
+    internal VerifiedBodyStream OpenBody(CacheKey key, IndexRecord record, CancellationToken cancellationToken)
+    {
         var body = _container.GetBlobClient(BodyName(record.BodyName));
-        long ranges = (record.Length + _options.RangeSize - 1) / _options.RangeSize;
-        bool intact = true;
-        await Parallel.ForAsync(0L, ranges, new ParallelOptions { MaxDegreeOfParallelism = _options.MaxConcurrency, CancellationToken = cancellationToken }, async (range, ct) =>
+        int rejected = 0;
+        return new VerifiedBodyStream(record.Length, _options.RangeSize, _options.MaxConcurrency, (range, ct) => ReadRangeAsync(range, ct), cancellationToken);
+
+        async Task<BodyRange> ReadRangeAsync(long range, CancellationToken ct)
         {
             long offset = range * _options.RangeSize;
             int length = (int)Math.Min(_options.RangeSize, record.Length - offset);
-            _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_range"));
-            BinaryData part;
+            var buffer = ArrayPool<byte>.Shared.Rent(length);
             try
             {
-                part = (await body.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(offset, length) }, ct).ConfigureAwait(false)).Value.Content;
-            }
-            catch (RequestFailedException e) when (e.Status is 404 or 416)
-            {
-                intact = false; // the record names a body that is gone or shorter: a miss
-                return;
-            }
-
-            var bytes = part.ToMemory();
-            _bytesDownloaded.Add(bytes.Length);
-            if (bytes.Length != length)
-            {
-                intact = false;
-                return;
-            }
-
-            bytes.Span.CopyTo(payload.AsSpan((int)offset));
-            for (int chunk = (int)(offset / IndexRecord.ChunkSize); (long)chunk * IndexRecord.ChunkSize < offset + length; chunk++)
-            {
-                long start = (long)chunk * IndexRecord.ChunkSize;
-                int size = (int)Math.Min(IndexRecord.ChunkSize, record.Length - start);
-                if (!record.ChunkMatches(chunk, payload.AsSpan((int)start, size)))
+                // Through the circuit and the timeout, as every store call; a bad range is not a store failure.
+                int read = await _pipeline.ExecuteAsync(static async (state, token) => await state.Self.DownloadRangeAsync(state.Body, state.Offset, state.Buffer, state.Length, token).ConfigureAwait(false),
+                    (Self: this, Body: body, Offset: offset, Buffer: buffer, Length: length), ct).ConfigureAwait(false);
+                string? problem = read < 0 ? "BodyMissing" : read < length ? "Truncated" : read > length ? "WrongLength" : null;
+                for (long chunk = offset / IndexRecord.ChunkSize; problem is null && chunk * IndexRecord.ChunkSize < offset + length; chunk++)
                 {
-                    intact = false;
-                    return;
+                    long start = chunk * IndexRecord.ChunkSize;
+                    int size = (int)Math.Min(IndexRecord.ChunkSize, record.Length - start);
+                    if (!record.ChunkMatches((int)chunk, buffer.AsSpan((int)(start - offset), size)))
+                    {
+                        problem = "ChecksumMismatch";
+                    }
                 }
+
+                if (problem is not null)
+                {
+                    if (Interlocked.Exchange(ref rejected, 1) == 0)
+                    {
+                        Reject(key, problem); // once per read, however many ranges fail
+                    }
+
+                    throw new InvalidDataException($"The Azure Blob body of key {key} did not verify at bytes {offset}..{offset + length} ({problem}); nothing of it was returned.");
+                }
+
+                return new BodyRange(buffer, length);
             }
-        }).ConfigureAwait(false);
-
-        if (!intact)
-        {
-            Reject(key, "ChecksumMismatch");
-            return null;
+            catch
+            {
+                ArrayPool<byte>.Shared.Return(buffer);
+                throw;
+            }
         }
+    }
 
-        return payload;
+    /// <summary>
+    /// Reads one range into <paramref name="buffer"/>: the number of bytes the store returned (one
+    /// more than asked when it returned more), or -1 when the body is gone or shorter.
+    /// </summary>
+    private async Task<int> DownloadRangeAsync(BlobClient body, long offset, byte[] buffer, int length, CancellationToken cancellationToken)
+    {
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_range"));
+        try
+        {
+            var response = await body.DownloadStreamingAsync(new BlobDownloadOptions { Range = new HttpRange(offset, length) }, cancellationToken).ConfigureAwait(false);
+            using var content = response.Value.Content;
+            int read = await content.ReadAtLeastAsync(buffer.AsMemory(0, length), length, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
+            _bytesDownloaded.Add(read);
+            if (read == length && await content.ReadAsync(new byte[1], cancellationToken).ConfigureAwait(false) > 0)
+            {
+                read++; // a longer answer than the range asked for
+            }
+
+            return read;
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 416)
+        {
+            return -1; // the record names a body that is gone or shorter: a miss
+        }
     }
 
     /// <summary>A value that does not verify: a miss and a metric, never a delete of the shared object (repair is an operator's action).</summary>

@@ -180,6 +180,18 @@ internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySourc
 
             try
             {
+                if (tier.Entries is null && FileTierAbove(i) is int fileTier and >= 0)
+                {
+                    var filled = await FillFileTier<TMode>(i, fileTier, key, cancellationToken).ConfigureAwait(false);
+                    if (filled is not null)
+                    {
+                        _metrics?.Hit(filled.Length, tier.Name);
+                        return filled;
+                    }
+
+                    continue;
+                }
+
                 var found = (TMode.IsAsync, tier.Entries) switch
                 {
                     (true, { } typed) => await typed.GetEntryAsync(key, scope, cancellationToken).ConfigureAwait(false),
@@ -208,6 +220,72 @@ internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySourc
 
         _metrics?.Miss();
         return null;
+    }
+
+    /// <summary>The nearest faster tier that holds verified files and takes copies, or -1.</summary>
+    private int FileTierAbove(int found)
+    {
+        for (int j = found - 1; j >= 0; j--)
+        {
+            if (_tiers[j].HoldsFiles && _tiers[j].Entries is not null && !Volatile.Read(ref _readOnly[j]))
+            {
+                return j;
+            }
+        }
+
+        return -1;
+    }
+
+    /// <summary>
+    /// A hit of a stream-only tier (a network store) written straight into the file tier above it and
+    /// looked up there: the entry never sits in memory whole, and the loader maps the verified file. A
+    /// source that fails mid-read (a range that does not verify, a store error) is that tier's failure
+    /// and the file tier keeps nothing; a file tier that fails by itself is skipped and the hit is read
+    /// again as bytes. Faster tiers that hold bytes are not filled: a file hit never is.
+    /// </summary>
+    private async ValueTask<CacheEntry?> FillFileTier<TMode>(int found, int fileTier, CacheKey key, CancellationToken cancellationToken)
+        where TMode : struct, IIoMode
+    {
+        var content = TMode.IsAsync
+            ? await _caches[found].GetAsync(key, cancellationToken).ConfigureAwait(false)
+            : _caches[found].TryGet(key, out var hit) ? hit : null;
+        if (content is null)
+        {
+            return null;
+        }
+
+        var source = new WatchedStream(content);
+        try
+        {
+            using (source)
+            {
+                if (TMode.IsAsync)
+                {
+                    await _caches[fileTier].AddAsync(key, source, cancellationToken).ConfigureAwait(false);
+                }
+                else
+                {
+                    _caches[fileTier].Add(key, source);
+                }
+            }
+
+            var entries = _tiers[fileTier].Entries!;
+            var entry = TMode.IsAsync
+                ? await entries.GetEntryAsync(key, CacheLookupScope.All, cancellationToken).ConfigureAwait(false)
+                : entries.TryGetEntry(key, CacheLookupScope.All, out var fileHit) ? fileHit : null;
+            if (entry is not null)
+            {
+                return entry;
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException && !source.Faulted)
+        {
+            OnTierFailure(fileTier, "add", key, e);
+        }
+
+        return TMode.IsAsync
+            ? await CacheEntryExtensions.ReadEntryAsync(_caches[found], key, cancellationToken).ConfigureAwait(false)
+            : CacheEntryExtensions.ReadEntry(_caches[found], key, out var again) ? again : null;
     }
 
     private static MemoryStream ReadOnly(byte[] bytes) => new(bytes, 0, bytes.Length, writable: false, publiclyVisible: false);
