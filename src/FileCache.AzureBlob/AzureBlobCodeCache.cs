@@ -36,6 +36,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     private readonly ResiliencePipeline _pipeline;
     private readonly CircuitBreakerStateProvider _circuit = new();
     private volatile bool _readOnly;
+    private volatile bool _writesChecked;
     private Task? _containerReady;
 
     WasmCodeCacheMetrics IMeteredWasmCodeCache.Metrics => _metrics;
@@ -295,7 +296,12 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     {
         await EnsureContainerAsync(cancellationToken).ConfigureAwait(false);
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_body"));
-        await CreateOnceAsync(_container.GetBlobClient(BodyName(bodyName)), payload, cancellationToken).ConfigureAwait(false);
+        var body = _container.GetBlobClient(BodyName(bodyName));
+        if (!await WriteBodyAsync(key, body, payload, cancellationToken).ConfigureAwait(false))
+        {
+            return; // no record for a body the fleet could not verify; writes are off
+        }
+
         var index = _container.GetBlobClient(IndexName(key));
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
         if (await CreateOnceAsync(index, record, cancellationToken).ConfigureAwait(false))
@@ -314,6 +320,75 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
         await index.UploadAsync(new BinaryData(record), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = existing.Value.Details.ETag } }, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// Creates the body once. A body already there (another writer's) is read back in part, as is the
+    /// first body this process creates: a client or endpoint that stores other bytes than were sent (the
+    /// SDK's CRC64 structured messages on an endpoint that keeps their framing as content: Azurite,
+    /// measured) would otherwise leave the fleet records whose bodies never verify, forever, since the
+    /// name is taken. A body that does not match its name is replaced (under <c>If-Match</c>, so a
+    /// concurrent repair is not overwritten); <see langword="false"/> when this writer's own store
+    /// alters content (writes turn off).
+    /// </summary>
+    private async ValueTask<bool> WriteBodyAsync(CacheKey key, BlobClient body, byte[] payload, CancellationToken cancellationToken)
+    {
+        bool created;
+        try
+        {
+            created = await CreateOnceAsync(body, payload, cancellationToken).ConfigureAwait(false);
+        }
+        catch (InvalidDataException e)
+        {
+            // The SDK's own warning that what was stored may not be what was sent.
+            return StoreAltersContent(key, payload.Length, e);
+        }
+
+        if (created && _writesChecked)
+        {
+            return true;
+        }
+
+        var (matches, etag) = await BodyMatchesAsync(body, payload, cancellationToken).ConfigureAwait(false);
+        if (!matches && !created)
+        {
+            LogBodyRepaired(_logger, key, body.Name);
+            _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_body"));
+            await body.UploadAsync(new BinaryData(payload), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = etag } }, cancellationToken).ConfigureAwait(false);
+            (matches, _) = _writesChecked ? (true, default) : await BodyMatchesAsync(body, payload, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (!matches)
+        {
+            return StoreAltersContent(key, payload.Length, null);
+        }
+
+        _writesChecked = true;
+        return true;
+    }
+
+    /// <summary>Whether the stored body has the payload's length and first chunk (framing or a wrong upload shows there), and its ETag.</summary>
+    private async ValueTask<(bool Matches, ETag ETag)> BodyMatchesAsync(BlobClient body, byte[] payload, CancellationToken cancellationToken)
+    {
+        if (payload.Length == 0)
+        {
+            return (true, default);
+        }
+
+        int length = Math.Min(payload.Length, IndexRecord.ChunkSize);
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_range"));
+        var stored = (await body.DownloadContentAsync(new BlobDownloadOptions { Range = new HttpRange(0, length) }, cancellationToken).ConfigureAwait(false)).Value;
+        string? range = stored.Details.ContentRange;
+        long storedLength = range is not null && long.TryParse(range.AsSpan(range.LastIndexOf('/') + 1), System.Globalization.CultureInfo.InvariantCulture, out long total) ? total : -1;
+        return (storedLength == payload.Length && stored.Content.ToMemory().Span.SequenceEqual(payload.AsSpan(0, length)), stored.Details.ETag);
+    }
+
+    private bool StoreAltersContent(CacheKey key, long length, Exception? e)
+    {
+        _readOnly = true;
+        _metrics.Rejected("StoreAltersContent");
+        LogStoreAltersContent(_logger, key, length, e);
+        return false;
     }
 
     private async Task EnsureContainerAsync(CancellationToken cancellationToken)
@@ -393,6 +468,12 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Did not send key {Key} to Azure Blob Storage: {Length} bytes exceed MaxEntrySize {MaxEntrySize}")]
     private static partial void LogTooLarge(ILogger logger, CacheKey key, long length, long maxEntrySize);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Error, Message = "Azure Blob Storage did not store the {Length}-byte body of key {Key} as sent: the client or endpoint alters content (for example CRC64 transfer validation on an endpoint that does not support it). Writes are off; no record was written")]
+    private static partial void LogStoreAltersContent(ILogger logger, CacheKey key, long length, Exception? exception);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "The Azure Blob body {Body} (key {Key}) did not match its name; it was replaced with the verified bytes")]
+    private static partial void LogBodyRepaired(ILogger logger, CacheKey key, string body);
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Warning, Message = "Azure Blob Storage refused a write of key {Key} ({ErrorCode}): this host's identity can only read; writes are off from now on, reads go on")]
     private static partial void LogWritesRefused(ILogger logger, CacheKey key, string? errorCode);

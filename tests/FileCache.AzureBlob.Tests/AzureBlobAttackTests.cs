@@ -165,6 +165,34 @@ public sealed class AzureBlobAttackTests
         hit.Dispose();
     }
 
+    /// <summary>
+    /// A writer whose client sends CRC64 structured messages to an endpoint that stores their framing as
+    /// content (Azurite does) takes the body's name with wrong bytes: it writes no record and turns writes
+    /// off, and the next writer of the same code finds the body does not match its name and replaces it,
+    /// so the fleet is not left with a record whose body can never verify.
+    /// </summary>
+    [SkippableFact]
+    public async Task AWriterWhoseStoreAltersContent_WritesNoRecord_AndTheNextWriterRepairsTheBody()
+    {
+        var container = Azurite.Shared.NewContainer();
+        var crc = new BlobClientOptions();
+        crc.TransferValidation.Upload.ChecksumAlgorithm = StorageChecksumAlgorithm.StorageCrc64;
+        crc.Retry.MaxRetries = 0;
+        var writer = new AzureBlobCodeCache(Blobs.Options(new BlobContainerClient(Azurite.Shared.ConnectionString, container.Name, crc)));
+        var payload = Payload(11);
+        await writer.AddAsync(KeyA, new MemoryStream(payload));
+        Assert.True(writer.IsReadOnly);
+        Assert.False(container.GetBlobClient(writer.IndexName(KeyA)).Exists().Value);
+        var body = OnlyBody(container);
+        Assert.NotEqual(payload.Length, body.GetProperties().Value.ContentLength); // the framing was stored: the name is taken
+
+        var good = new AzureBlobCodeCache(Blobs.Options(container));
+        await good.AddAsync(KeyA, new MemoryStream(payload));
+        using var hit = await new AzureBlobCodeCache(Blobs.Options(container)).GetAsync(KeyA);
+        Assert.NotNull(hit);
+        Assert.Equal(payload, ReadAll(hit));
+    }
+
     private static BlobClientOptions Options()
     {
         var options = new BlobClientOptions();

@@ -237,8 +237,9 @@ internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySourc
     }
 
     /// <summary>
-    /// A hit of a stream-only tier (a network store) written straight into the file tier above it and
-    /// looked up there: the entry never sits in memory whole, and the loader maps the verified file. A
+    /// A hit of a stream-only tier that streams (the blob tier) is written straight into the file tier
+    /// above it and looked up there: the entry never sits in memory whole, and the loader maps the
+    /// verified file; a hit already in memory (a Redis value) is served as bytes and promoted. A
     /// source that fails mid-read (a range that does not verify, a store error) is that tier's failure
     /// and the file tier keeps nothing; a file tier that fails by itself is skipped and the hit is read
     /// again as bytes. Faster tiers that hold bytes are not filled: a file hit never is.
@@ -252,6 +253,14 @@ internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySourc
         if (content is null)
         {
             return null;
+        }
+
+        if (content is MemoryStream memory && memory.TryGetBuffer(out var segment))
+        {
+            // Already in memory whole (a Redis value): served from there and copied up as bytes.
+            var bytes = segment.AsMemory((int)memory.Position);
+            await Promote<TMode>(found, key, bytes, cancellationToken).ConfigureAwait(false);
+            return CacheEntry.FromBytes(bytes);
         }
 
         var source = new WatchedStream(content);
