@@ -73,7 +73,7 @@ internal sealed partial class AzureBlobCodeCache
             static async (state, ct) =>
             {
                 await state.Self.EnsureContainerAsync(ct).ConfigureAwait(false);
-                await CreateOnceAsync(state.Blob, [], ct).ConfigureAwait(false);
+                await state.Self.CreateOnceAsync(state.Blob, [], ct).ConfigureAwait(false);
                 try
                 {
                     state.Self._requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "lease"));

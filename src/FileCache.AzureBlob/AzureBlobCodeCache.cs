@@ -77,7 +77,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// No transfer validation: the SDK's CRC64 structured messages are stored as content by endpoints
     /// that do not speak them (Azurite, measured), and every byte is verified against the record anyway.
     /// </summary>
-    private static BlobClientOptions ClientOptions()
+    internal static BlobClientOptions ClientOptions()
     {
         var options = new BlobClientOptions();
         options.Retry.MaxRetries = 1; // a miss is cheap; the tier's own timeout and circuit bound the rest
@@ -108,7 +108,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// <see cref="AzureBlobCodeCacheOptions.MaxConcurrency"/> ranges. The first window is verified before
     /// this returns, so an entry of up to <c>MaxConcurrency × RangeSize</c> bytes (16 MiB by default)
     /// that does not verify is a miss here; in a larger one, a later range that does not verify makes the
-    /// stream's read throw <see cref="InvalidDataException"/> (a tier set then counts a miss and its disk
+    /// stream's read throw <see cref="IOException"/> (<c>BodyNotVerifiedException</c>) (a tier set then counts a miss and its disk
     /// tier discards the partial temp file).
     /// </remarks>
     public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
@@ -129,7 +129,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
             _metrics.Hit(record.Length);
             return body;
         }
-        catch (InvalidDataException)
+        catch (BodyNotVerifiedException)
         {
             body?.Dispose(); // counted and logged where it was found
             _metrics.Miss();
@@ -201,7 +201,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
                         Reject(key, problem); // once per read, however many ranges fail
                     }
 
-                    throw new InvalidDataException($"The Azure Blob body of key {key} did not verify at bytes {offset}..{offset + length} ({problem}); nothing of it was returned.");
+                    throw new BodyNotVerifiedException(problem, $"The Azure Blob body of key {key} did not verify at bytes {offset}..{offset + length} ({problem}); nothing of it was returned.");
                 }
 
                 return new BodyRange(buffer, length);
@@ -237,6 +237,44 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         catch (RequestFailedException e) when (e.Status is 404 or 416)
         {
             return -1; // the record names a body that is gone or shorter: a miss
+        }
+    }
+
+    /// <summary>The container this tier reads and writes.</summary>
+    internal BlobContainerClient Container => _container;
+
+    /// <summary>
+    /// An entry checked as <see cref="GetAsync"/> does, but with the reason kept (for the tool): its
+    /// record with the key, then every range of its body, copied to <paramref name="payload"/> when
+    /// given. No circuit: the operator asked for this call.
+    /// </summary>
+    internal async Task<string?> CheckAsync(CacheKey key, Stream? payload, CancellationToken cancellationToken)
+    {
+        BinaryData recordBytes;
+        try
+        {
+            recordBytes = (await _container.GetBlobClient(IndexName(key)).DownloadContentAsync(cancellationToken).ConfigureAwait(false)).Value.Content;
+        }
+        catch (RequestFailedException e) when (e.Status == 404)
+        {
+            return "Missing";
+        }
+
+        var record = IndexRecord.Verify(key, recordBytes.ToMemory().Span, _authenticationKey, _options.MaxEntrySize, out string? problem);
+        if (record is null)
+        {
+            return problem;
+        }
+
+        try
+        {
+            using var body = OpenBody(key, record, cancellationToken);
+            await body.CopyToAsync(payload ?? Stream.Null, cancellationToken).ConfigureAwait(false);
+            return null;
+        }
+        catch (BodyNotVerifiedException e)
+        {
+            return e.Reason;
         }
     }
 
@@ -319,7 +357,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         }
 
         _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_index"));
-        await index.UploadAsync(new BinaryData(record), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = existing.Value.Details.ETag } }, cancellationToken).ConfigureAwait(false);
+        await index.UploadAsync(new BinaryData(record), Upload(new BlobRequestConditions { IfMatch = existing.Value.Details.ETag }), cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -354,7 +392,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         {
             LogBodyRepaired(_logger, key, body.Name);
             _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "put_body"));
-            await body.UploadAsync(new BinaryData(payload), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfMatch = etag } }, cancellationToken).ConfigureAwait(false);
+            await body.UploadAsync(new BinaryData(payload), Upload(new BlobRequestConditions { IfMatch = etag }), cancellationToken).ConfigureAwait(false);
             (matches, _) = _writesChecked ? (true, default) : await BodyMatchesAsync(body, payload, cancellationToken).ConfigureAwait(false);
         }
 
@@ -402,12 +440,22 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         await ready.WaitAsync(cancellationToken).ConfigureAwait(false);
     }
 
+    /// <summary>The tag name a blob's generation is written under (<see cref="AzureBlobCodeCacheOptions.Generation"/>).</summary>
+    internal const string GenerationTag = "filecache-generation";
+
+    /// <summary>Upload options with a condition and, when a generation is set, its tag.</summary>
+    private BlobUploadOptions Upload(BlobRequestConditions conditions) => new()
+    {
+        Conditions = conditions,
+        Tags = _options.Generation is { } generation ? new Dictionary<string, string> { [GenerationTag] = generation } : null,
+    };
+
     /// <summary>Creates a blob only if none is there; <see langword="false"/> when one was (someone else won).</summary>
-    private static async ValueTask<bool> CreateOnceAsync(BlobClient blob, byte[] content, CancellationToken cancellationToken)
+    private async ValueTask<bool> CreateOnceAsync(BlobClient blob, byte[] content, CancellationToken cancellationToken)
     {
         try
         {
-            await blob.UploadAsync(new BinaryData(content), new BlobUploadOptions { Conditions = new BlobRequestConditions { IfNoneMatch = ETag.All } }, cancellationToken).ConfigureAwait(false);
+            await blob.UploadAsync(new BinaryData(content), Upload(new BlobRequestConditions { IfNoneMatch = ETag.All }), cancellationToken).ConfigureAwait(false);
             return true;
         }
         catch (RequestFailedException e) when (e.Status is 409 or 412)

@@ -61,6 +61,16 @@ public sealed class AzureBlobCodeCacheOptions : IValidatableObject
     /// <summary>Read only: never write (a host with a reader identity). A write refused with 403 turns this on by itself.</summary>
     public bool ReadOnly { get; set; }
 
+    /// <summary>
+    /// The generation of the code this host writes, for example <c>wasmtime-50</c> (default none).
+    /// Index records and bodies are written with the blob index tag <c>filecache-generation</c> set to
+    /// it, so a lifecycle rule (<c>blobIndexMatch</c>) can expire an old engine's entries and
+    /// <c>filecache --azure stats</c> counts entries per generation. Writing tags needs the tags
+    /// permission (<c>t</c> in a SAS, or Storage Blob Data Owner); at most 256 characters of letters,
+    /// digits, space and <c>+ - . / : = _</c>.
+    /// </summary>
+    public string? Generation { get; set; }
+
     /// <inheritdoc/>
     public IEnumerable<ValidationResult> Validate(ValidationContext validationContext) => Problems();
 
@@ -84,6 +94,11 @@ public sealed class AzureBlobCodeCacheOptions : IValidatableObject
         if (CompileLockDuration < TimeSpan.FromSeconds(15) || CompileLockDuration > TimeSpan.FromSeconds(60))
         {
             yield return new ValidationResult($"AzureBlobCodeCacheOptions.CompileLockDuration is {CompileLockDuration}; it must be between 15 and 60 seconds (Azure's lease limits).", [nameof(CompileLockDuration)]);
+        }
+
+        if (Generation is not null && (Generation.Length is 0 or > 256 || !Generation.All(c => char.IsAsciiLetterOrDigit(c) || " +-./:=_".Contains(c))))
+        {
+            yield return new ValidationResult($"AzureBlobCodeCacheOptions.Generation '{Generation}' is not a blob index tag value: 1 to 256 letters, digits, spaces and + - . / : = _.", [nameof(Generation)]);
         }
 
         if (Timeout <= TimeSpan.Zero || BreakDuration <= TimeSpan.Zero)

@@ -10,7 +10,7 @@ namespace FileCache.AzureBlob;
 /// </summary>
 /// <remarks>
 /// A range that does not verify (or is missing) makes <see cref="Read(byte[], int, int)"/> throw
-/// <see cref="InvalidDataException"/>; a store failure throws the store's exception. Either way
+/// <see cref="BodyNotVerifiedException"/> (an <see cref="IOException"/>); a store failure throws the store's exception. Either way
 /// nothing unverified was returned before, and a consumer that commits only at the end (the disk
 /// tier's temp file) keeps nothing. <see cref="VerifyFirstWindowAsync"/> runs before the stream is
 /// handed out, so an entry that fits in one window is checked in full before the lookup returns.
@@ -82,9 +82,11 @@ internal sealed class VerifiedBodyStream : Stream
     private async ValueTask<bool> NextRangeAsync(CancellationToken cancellationToken)
     {
         ReturnCurrent();
+        StartMore();
         if (_pending.Count == 0)
         {
-            return false;
+            // Every range was handed out; the end is where the record says, or this is no body.
+            return _position == _length ? false : throw new BodyNotVerifiedException("Truncated", $"The body ended at {_position} of {_length} bytes.");
         }
 
         var range = _pending.Dequeue();
@@ -174,3 +176,10 @@ internal sealed class VerifiedBodyStream : Stream
 
 /// <summary>One verified range of a body, in a pooled buffer the stream returns when it is consumed.</summary>
 internal readonly record struct BodyRange(byte[] Buffer, int Length);
+
+/// <summary>A range of a body that is missing or does not match the record's digests.</summary>
+internal sealed class BodyNotVerifiedException(string reason, string message) : IOException(message)
+{
+    /// <summary>What was wrong: BodyMissing, Truncated, WrongLength or ChecksumMismatch.</summary>
+    public string Reason { get; } = reason;
+}

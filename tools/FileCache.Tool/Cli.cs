@@ -28,12 +28,22 @@ internal static class Cli
             Recursive = true,
         };
         var json = new Option<bool>("--json") { Description = "Write one JSON document to standard output instead of text.", Recursive = true };
-        var root = new RootCommand("Inspect and maintain a FileCache disk cache of compiled WebAssembly code.");
+        var azure = new Option<string?>("--azure")
+        {
+            Description = "Work on an Azure Blob container instead of a directory (stats, verify, export): a storage connection string (with --container), or a container URL with a SAS.",
+            Recursive = true,
+        };
+        var container = new Option<string>("--container") { Description = "The container with a connection string in --azure (default filecache).", Recursive = true, DefaultValueFactory = _ => "filecache" };
+        var prefix = new Option<string>("--prefix") { Description = "The blob name prefix the hosts use (AzureBlobCodeCacheOptions.Prefix; default none).", Recursive = true, DefaultValueFactory = _ => "" };
+        var root = new RootCommand("Inspect and maintain a FileCache disk cache of compiled WebAssembly code, or (--azure) a fleet's Azure Blob container.");
         root.Options.Add(directory);
         root.Options.Add(keyFile);
         root.Options.Add(json);
+        root.Options.Add(azure);
+        root.Options.Add(container);
+        root.Options.Add(prefix);
 
-        var context = new CommandContext(directory, keyFile, json, output, error);
+        var context = new CommandContext(directory, keyFile, json, output, error) { Azure = azure, Container = container, Prefix = prefix };
         root.Subcommands.Add(Commands.Stats(context));
         root.Subcommands.Add(Commands.Verify(context));
         root.Subcommands.Add(Commands.Trim(context));
@@ -94,8 +104,41 @@ internal static class Cli
 /// <summary>What every command reads from the shared options.</summary>
 internal sealed record CommandContext(Option<string?> Directory, Option<FileInfo?> KeyFile, Option<bool> Json, TextWriter Output, TextWriter Error)
 {
+    public required Option<string?> Azure { get; init; }
+
+    public required Option<string> Container { get; init; }
+
+    public required Option<string> Prefix { get; init; }
+
+    /// <summary>
+    /// The Azure container when <c>--azure</c> is given, else <see langword="null"/> (the disk cache).
+    /// <paramref name="command"/> names what needs it; commands with no Azure form and checks without
+    /// the key are refused here, with the reason.
+    /// </summary>
+    public AzureBlob.AzureBlobMaintenance? OpenAzure(ParseResult parsed, string command, bool needsKey, bool supported = true)
+    {
+        if (parsed.GetValue(Azure) is not { Length: > 0 } azure)
+        {
+            return null;
+        }
+
+        if (!supported)
+        {
+            throw new ArgumentException($"{command} has no --azure form: the container's lifecycle rule expires entries (see the README's fleet section), and hosts fill it themselves. --azure works with stats, verify and export.");
+        }
+
+        byte[]? key = parsed.GetValue(KeyFile) is { } file ? File.ReadAllBytes(file.FullName) : null;
+        if (needsKey && key is null)
+        {
+            throw new ArgumentException($"{command} --azure needs --key-file: a fleet's entries are checked with the key the hosts sign their index records with.");
+        }
+
+        return AzureCommands.Open(azure, parsed.GetValue(Container)!, parsed.GetValue(Prefix)!, key);
+    }
+
     public DiskCacheMaintenance OpenCache(ParseResult parsed, bool readOnly, long? maxSize = null, bool readableByAll = false)
     {
+        _ = OpenAzure(parsed, parsed.CommandResult.Command.Name, needsKey: false, supported: false); // refuses --azure here
         byte[]? key = null;
         if (parsed.GetValue(KeyFile) is { } file)
         {

@@ -19,6 +19,11 @@ internal static class Commands
         var command = new Command("stats", "Entries, bytes, use times and the largest entries.") { top };
         command.SetAction(parsed =>
         {
+            if (c.OpenAzure(parsed, "stats", needsKey: false) is { } store)
+            {
+                return AzureCommands.Stats(c, parsed, store, parsed.GetValue(top));
+            }
+
             using var cache = c.OpenCache(parsed, readOnly: true);
             var entries = cache.EnumerateEntries().ToList();
             var result = new StatsResult(
@@ -59,6 +64,11 @@ internal static class Commands
         command.SetAction(parsed =>
         {
             bool remove = parsed.GetValue(delete);
+            if (c.OpenAzure(parsed, "verify", needsKey: true) is { } store)
+            {
+                return AzureCommands.Verify(c, parsed, store, remove);
+            }
+
             using var cache = c.OpenCache(parsed, readOnly: !remove);
             var entries = cache.EnumerateEntries().ToList();
             var bad = new List<BadEntry>();
@@ -223,8 +233,13 @@ internal static class Commands
         var command = new Command("export", "Write every valid entry, as stored (payload, frame and tag), to one archive, to seed another machine with import.") { archive };
         command.SetAction(parsed =>
         {
-            using var cache = c.OpenCache(parsed, readOnly: true);
             var target = parsed.GetValue(archive)!;
+            if (c.OpenAzure(parsed, "export", needsKey: true) is { } store)
+            {
+                return AzureCommands.Export(c, parsed, store, File.ReadAllBytes(parsed.GetValue(c.KeyFile)!.FullName), target);
+            }
+
+            using var cache = c.OpenCache(parsed, readOnly: true);
             var entries = cache.EnumerateEntries().ToList();
             int exported = 0, skipped = 0, done = 0;
             string temp = target.FullName + ".tmp-" + Environment.ProcessId;
