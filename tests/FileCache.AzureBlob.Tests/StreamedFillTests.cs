@@ -6,6 +6,8 @@ using Azure.Storage.Blobs.Models;
 using FileCache.Disk;
 using FileCache.Specification.Tests;
 using FileCache.Tiering;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.Metrics.Testing;
 
 namespace FileCache.AzureBlob.Tests;
 
@@ -58,6 +60,32 @@ public sealed class StreamedFillTests : IDisposable
         Assert.True(disk.TryGet(Key, out var local));
         Assert.Equal(payload, AzureBlobAttackTests.ReadAll(local));
         local.Dispose();
+    }
+
+    [SkippableFact]
+    public async Task AWarmHost_SendsTheStoreNoRequest()
+    {
+        var container = Azurite.Shared.NewContainer();
+        var payload = Body(3 << 20);
+        new AzureBlobCodeCache(Blobs.Options(container)).Add(Key, new MemoryStream(payload));
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var requests = new MetricCollector<long>(factory, Diagnostics.WasmCodeCacheMetrics.MeterName, "filecache.azureblob.requests");
+
+        using var disk = Disk();
+        using var tiers = new TieredCodeCache([disk, new AzureBlobCodeCache(Blobs.Options(container), factory)]);
+        (await tiers.GetEntryAsync(Key, CacheLookupScope.All))!.Dispose(); // the cold start: the fleet's copy lands on disk
+        Assert.NotEmpty(requests.GetMeasurementSnapshot());
+        requests.Clear();
+        for (int i = 0; i < 20; i++)
+        {
+            using var entry = i % 2 == 0 ? await tiers.GetEntryAsync(Key, CacheLookupScope.All) : tiers.TryGetEntry(Key, CacheLookupScope.All, out var e) ? e : null;
+            Assert.NotNull(entry?.File);
+            Assert.True(tiers.TryGet(Key, out var stream));
+            stream.Dispose();
+        }
+
+        Assert.Empty(requests.GetMeasurementSnapshot()); // 0 GETs, 0 PUTs: a warm host costs the store nothing
     }
 
     private static async Task WarmUpAsync(TieredCodeCache tiers)
