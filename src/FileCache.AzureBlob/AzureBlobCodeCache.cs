@@ -104,12 +104,12 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// <inheritdoc/>
     /// <remarks>
     /// The index record is authenticated first; the body is then read as a <see cref="VerifiedBodyStream"/>:
-    /// ranges in parallel, each verified before any of its bytes is handed out, memory bounded to
-    /// <see cref="AzureBlobCodeCacheOptions.MaxConcurrency"/> ranges. The first window is verified before
-    /// this returns, so an entry of up to <c>MaxConcurrency × RangeSize</c> bytes (16 MiB by default)
-    /// that does not verify is a miss here; in a larger one, a later range that does not verify makes the
-    /// stream's read throw <see cref="IOException"/> (<c>BodyNotVerifiedException</c>) (a tier set then counts a miss and its disk
-    /// tier discards the partial temp file).
+    /// by default one GET read 1 MiB at a time (else parallel ranges), each chunk verified before any
+    /// of its bytes is handed out, memory bounded to a window (4 MiB by default; <c>MaxConcurrency ×
+    /// RangeSize</c> with ranges). The first window is verified before this returns, so an entry that
+    /// fits in it and does not verify is a miss here; in a larger one, a later chunk that does not
+    /// verify makes the stream's read throw <see cref="IOException"/> (<c>BodyNotVerifiedException</c>):
+    /// a tier set then counts a miss and its disk tier discards the partial temp file.
     /// </remarks>
     public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
     {
@@ -170,6 +170,11 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     internal VerifiedBodyStream OpenBody(CacheKey key, IndexRecord record, CancellationToken cancellationToken)
     {
         var body = _container.GetBlobClient(BodyName(record.BodyName));
+        if (_options.MaxConcurrency == 1)
+        {
+            return OpenStreamedBody(key, body, record, cancellationToken);
+        }
+
         int rejected = 0;
         return new VerifiedBodyStream(record.Length, _options.RangeSize, _options.MaxConcurrency, (range, ct) => ReadRangeAsync(range, ct), cancellationToken);
 

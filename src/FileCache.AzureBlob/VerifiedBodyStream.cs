@@ -29,8 +29,11 @@ internal sealed class VerifiedBodyStream : Stream
     private long _position;
     private bool _disposed;
 
-    public VerifiedBodyStream(long length, int rangeSize, int window, Func<long, CancellationToken, Task<BodyRange>> readRange, CancellationToken cancellationToken)
+    private readonly Action? _onDispose;
+
+    public VerifiedBodyStream(long length, int rangeSize, int window, Func<long, CancellationToken, Task<BodyRange>> readRange, CancellationToken cancellationToken, Action? onDispose = null)
     {
+        _onDispose = onDispose;
         _length = length;
         _ranges = (length + rangeSize - 1) / rangeSize;
         _window = window;
@@ -134,6 +137,7 @@ internal sealed class VerifiedBodyStream : Stream
         {
             _disposed = true;
             _stop.Cancel();
+            _onDispose?.Invoke();
             ReturnCurrent();
             // Ranges still in flight give their buffers back when they end; none is read again.
             foreach (var range in _pending)

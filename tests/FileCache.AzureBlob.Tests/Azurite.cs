@@ -104,6 +104,13 @@ internal sealed class Azurite
         }
 
         Directory.CreateDirectory(home);
+        // Two test projects may start at once on a fresh machine: one installs, the other waits for it.
+        using var installing = TakeInstallLock(Path.Join(home, ".install.lock"));
+        if (File.Exists(script))
+        {
+            return script;
+        }
+
         var info = new ProcessStartInfo("npm", ["install", "--no-audit", "--no-fund", "--silent", $"azurite@{Version}"]) { WorkingDirectory = home, RedirectStandardOutput = true, RedirectStandardError = true };
         using var npm = Process.Start(info)!;
         string output = npm.StandardOutput.ReadToEnd() + npm.StandardError.ReadToEnd();
@@ -111,6 +118,22 @@ internal sealed class Azurite
         return npm.ExitCode == 0 && File.Exists(script)
             ? script
             : throw new InvalidOperationException($"npm install azurite@{Version} in '{home}' failed ({npm.ExitCode}): {output}");
+    }
+
+    private static FileStream TakeInstallLock(string path)
+    {
+        var until = DateTime.UtcNow.AddMinutes(5);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < until)
+            {
+                Thread.Sleep(500);
+            }
+        }
     }
 
     /// <summary>Starts the server under a shell that stops it when this test host is gone (ended, crashed or killed).</summary>

@@ -1,0 +1,106 @@
+using System.Buffers;
+using Azure;
+using Azure.Storage.Blobs;
+using Azure.Storage.Blobs.Models;
+using FileCache.Diagnostics;
+
+namespace FileCache.AzureBlob;
+
+/// <summary>
+/// The default body read (<see cref="AzureBlobCodeCacheOptions.MaxConcurrency"/> 1): one GET for the
+/// whole body, read and verified 1 MiB chunk by chunk by a pump that stays at most a few chunks ahead
+/// of the reader. One request per body (a rollout's GET count is one per host), memory of a few
+/// chunks, and the hashing of one chunk overlaps the transfer of the next (measured on Azurite: eight
+/// parallel 4 MiB ranges took 2.9× a plain download, one stream 1.4× even before that overlap).
+/// </summary>
+internal sealed partial class AzureBlobCodeCache
+{
+    private const int StreamWindow = 4; // chunks of 1 MiB read ahead of the consumer
+
+    private VerifiedBodyStream OpenStreamedBody(CacheKey key, BlobClient body, IndexRecord record, CancellationToken cancellationToken)
+    {
+        int chunks = IndexRecord.ChunkCount(record.Length);
+        var ready = new TaskCompletionSource<BodyRange>[chunks];
+        for (int i = 0; i < ready.Length; i++)
+        {
+            ready[i] = new TaskCompletionSource<BodyRange>(TaskCreationOptions.RunContinuationsAsynchronously);
+        }
+
+        var room = new SemaphoreSlim(0);
+        var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        Task? pump = null;
+        var stream = new VerifiedBodyStream(record.Length, IndexRecord.ChunkSize, StreamWindow, (chunk, unused) =>
+        {
+            // The consumer asks for chunk k once chunk k - window is handed out: the pump may read one more.
+            pump ??= Task.Run(() => PumpAsync(key, body, record, ready, room, stop.Token), CancellationToken.None);
+
+            room.Release();
+            return ready[chunk].Task;
+        }, cancellationToken, onDispose: stop.Cancel); // not disposed: the pump may still be reading with its token
+        return stream;
+    }
+
+    private async Task PumpAsync(CacheKey key, BlobClient body, IndexRecord record, TaskCompletionSource<BodyRange>[] ready, SemaphoreSlim room, CancellationToken cancellationToken)
+    {
+        int next = 0;
+        try
+        {
+            using var content = await _pipeline.ExecuteAsync(static async (state, ct) => await state.Self.OpenWholeBodyAsync(state.Body, state.Length, ct).ConfigureAwait(false),
+                (Self: this, Body: body, Length: record.Length), cancellationToken).ConfigureAwait(false);
+            for (; next < ready.Length; next++)
+            {
+                await room.WaitAsync(cancellationToken).ConfigureAwait(false);
+                long start = (long)next * IndexRecord.ChunkSize;
+                int size = (int)Math.Min(IndexRecord.ChunkSize, record.Length - start);
+                var buffer = ArrayPool<byte>.Shared.Rent(size);
+                string? problem;
+                try
+                {
+                    using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                    timeout.CancelAfter(_options.Timeout); // each read is bounded, as each call is
+                    int read = content is null ? -1 : await content.ReadAtLeastAsync(buffer.AsMemory(0, size), size, throwOnEndOfStream: false, timeout.Token).ConfigureAwait(false);
+                    _bytesDownloaded.Add(Math.Max(read, 0));
+                    problem = read < 0 ? "BodyMissing" : read < size ? "Truncated"
+                        : next == ready.Length - 1 && await content!.ReadAsync(new byte[1], timeout.Token).ConfigureAwait(false) > 0 ? "WrongLength"
+                        : !record.ChunkMatches(next, buffer.AsSpan(0, size)) ? "ChecksumMismatch" : null;
+                }
+                catch
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    throw;
+                }
+
+                if (problem is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(buffer);
+                    Reject(key, problem);
+                    throw new BodyNotVerifiedException(problem, $"The Azure Blob body of key {key} did not verify at chunk {next} ({problem}); nothing of it was returned.");
+                }
+
+                ready[next].SetResult(new BodyRange(buffer, size));
+            }
+        }
+        catch (Exception e)
+        {
+            for (; next < ready.Length; next++)
+            {
+                ready[next].TrySetException(e);
+            }
+        }
+    }
+
+    /// <summary>The body's content as one stream, or <see langword="null"/> when the body is gone or shorter than the record says.</summary>
+    private async Task<Stream?> OpenWholeBodyAsync(BlobClient body, long length, CancellationToken cancellationToken)
+    {
+        _requests.Add(1, new KeyValuePair<string, object?>(WasmCodeCacheMetrics.OperationTag, "get_range"));
+        try
+        {
+            var response = await body.DownloadStreamingAsync(new BlobDownloadOptions { Range = new HttpRange(0, length) }, cancellationToken).ConfigureAwait(false);
+            return response.Value.Content;
+        }
+        catch (RequestFailedException e) when (e.Status is 404 or 416)
+        {
+            return null;
+        }
+    }
+}
