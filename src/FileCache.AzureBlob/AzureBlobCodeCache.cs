@@ -147,6 +147,18 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// <summary>The index record, authenticated; <see langword="null"/> for a miss (absent or not verified).</summary>
     private async ValueTask<IndexRecord?> ReadRecordAsync(CacheKey key, CancellationToken cancellationToken)
     {
+        var (record, problem) = await FetchRecordAsync(key, cancellationToken).ConfigureAwait(false);
+        if (record is null && problem is not "Missing")
+        {
+            Reject(key, problem!);
+        }
+
+        return record;
+    }
+
+    /// <summary>Downloads and authenticates a key's record; without one, why ("Missing" when there is none).</summary>
+    private async ValueTask<(IndexRecord? Record, string? Problem)> FetchRecordAsync(CacheKey key, CancellationToken cancellationToken)
+    {
         BinaryData recordBytes;
         try
         {
@@ -155,16 +167,11 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
         }
         catch (RequestFailedException e) when (e.Status == 404)
         {
-            return null; // no record (or no container yet): a miss, not a failure
+            return (null, "Missing"); // no record (or no container yet): a miss, not a failure
         }
 
         var record = IndexRecord.Verify(key, recordBytes.ToMemory().Span, _authenticationKey, _options.MaxEntrySize, out string? problem);
-        if (record is null)
-        {
-            Reject(key, problem!);
-        }
-
-        return record;
+        return (record, problem);
     }
 
     internal VerifiedBodyStream OpenBody(CacheKey key, IndexRecord record, CancellationToken cancellationToken)
@@ -255,17 +262,7 @@ internal sealed partial class AzureBlobCodeCache : IWasmCodeCache, IMeteredWasmC
     /// </summary>
     internal async Task<string?> CheckAsync(CacheKey key, Stream? payload, CancellationToken cancellationToken)
     {
-        BinaryData recordBytes;
-        try
-        {
-            recordBytes = (await _container.GetBlobClient(IndexName(key)).DownloadContentAsync(cancellationToken).ConfigureAwait(false)).Value.Content;
-        }
-        catch (RequestFailedException e) when (e.Status == 404)
-        {
-            return "Missing";
-        }
-
-        var record = IndexRecord.Verify(key, recordBytes.ToMemory().Span, _authenticationKey, _options.MaxEntrySize, out string? problem);
+        var (record, problem) = await FetchRecordAsync(key, cancellationToken).ConfigureAwait(false);
         if (record is null)
         {
             return problem;

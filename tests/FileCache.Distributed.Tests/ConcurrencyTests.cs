@@ -29,8 +29,10 @@ public sealed class ConcurrencyTests
     {
         // Eight synchronous callers on a 2-core machine's default pool: the tier's one blocking point is a
         // task wait, which the runtime compensates for, so they finish (the store client's own synchronous
-        // API stalled them: 8 operations in 4 s). No thread-pool setting is changed on the way.
-        var (exitCode, output) = await Fleet.RunAsync("concurrency", RedisServer.Shared.Endpoint, $"pool-{Guid.NewGuid():N}:", "sync", "8", "6");
+        // API stalled them: 8 operations in 4 s). No thread-pool setting is changed on the way. Each caller
+        // must finish 20 operations within 15 s: the property is that none is starved, not a rate (a CI
+        // run with two other test hosts on the 2 cores saw every caller at 16 of 20 after 6 s).
+        var (exitCode, output) = await Fleet.RunAsync("concurrency", RedisServer.Shared.Endpoint, $"pool-{Guid.NewGuid():N}:", "sync", "8", "15");
         Assert.True(exitCode == 0, output);
         Assert.Contains("stalled_callers=0", output);
         var before = System.Text.RegularExpressions.Regex.Match(output, @"pool_min_before=(\d+)").Groups[1].Value;
