@@ -120,15 +120,22 @@ internal static class CacheEntryExtensions
 
     private static bool Skips(IWasmCodeCache cache, CacheLookupScope scope) => scope == CacheLookupScope.SharedTiers && cache is IProcessLocalWasmCodeCache;
 
-    // The one place that knows the hit-stream agreement: a backend whose hit is its own private copy
-    // returns a MemoryStream with a visible buffer, and taking that buffer saves copying the entry.
+    /// <summary>The one place that knows the hit-stream agreement: a backend whose hit is its own private copy returns a MemoryStream with a visible buffer, and taking that buffer saves copying the entry.</summary>
+    internal static bool TryTakeBuffer(Stream content, out ReadOnlyMemory<byte> bytes)
+    {
+        if (content is MemoryStream memory && memory.TryGetBuffer(out var segment))
+        {
+            bytes = segment.AsMemory((int)memory.Position);
+            return true;
+        }
+
+        bytes = default;
+        return false;
+    }
+
     private static ReadOnlyMemory<byte> Bytes(Stream content)
-        => content is MemoryStream memory && memory.TryGetBuffer(out var segment)
-            ? segment.AsMemory((int)memory.Position)
-            : Internal.StreamBytes.ReadToEnd(content);
+        => TryTakeBuffer(content, out var bytes) ? bytes : Internal.StreamBytes.ReadToEnd(content);
 
     private static async ValueTask<ReadOnlyMemory<byte>> BytesAsync(Stream content, CancellationToken cancellationToken)
-        => content is MemoryStream memory && memory.TryGetBuffer(out var segment)
-            ? segment.AsMemory((int)memory.Position)
-            : await Internal.StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false);
+        => TryTakeBuffer(content, out var bytes) ? bytes : await Internal.StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false);
 }

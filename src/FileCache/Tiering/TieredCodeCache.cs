@@ -255,10 +255,9 @@ internal sealed partial class TieredCodeCache : IWasmCodeCache, ICacheEntrySourc
             return null;
         }
 
-        if (content is MemoryStream memory && memory.TryGetBuffer(out var segment))
+        if (CacheEntryExtensions.TryTakeBuffer(content, out var bytes))
         {
             // Already in memory whole (a Redis value): served from there and copied up as bytes.
-            var bytes = segment.AsMemory((int)memory.Position);
             await Promote<TMode>(found, key, bytes, cancellationToken).ConfigureAwait(false);
             return CacheEntry.FromBytes(bytes);
         }
