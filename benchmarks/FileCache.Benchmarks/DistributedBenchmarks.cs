@@ -12,8 +12,9 @@ namespace FileCache.Benchmarks;
 
 /// <summary>
 /// A hit from Redis on loopback for the serialized esbuild.wasm (about 29 MB): FileCache's
-/// distributed tier (RedisCache buffer API + HMAC verification) against a plain StackExchange.Redis
-/// StringGet of the same bytes. Starts its own redis-server (persistence off) on a free port.
+/// distributed tier (a head and 1 MiB chunks read at once through RedisCache, each chunk digested as
+/// it lands, HMAC over the digests) against a plain StackExchange.Redis StringGet of the same bytes
+/// as one value. Starts its own redis-server (persistence off) on a free port.
 /// </summary>
 [MemoryDiagnoser]
 public class DistributedBenchmarks

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Diagnostics;
 using System.Diagnostics.CodeAnalysis;
 using System.Diagnostics.Metrics;
@@ -14,21 +13,20 @@ using Polly.Timeout;
 namespace FileCache.Distributed;
 
 /// <summary>
-/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...), writing
-/// through the buffer API of <see cref="IBufferDistributedCache"/> when the store offers it (and reading
-/// through it into a bounded writer with <see cref="DistributedCodeCacheOptions.BoundReadsBeforeAllocation"/>). Every value is
-/// the payload followed by the same integrity frame as disk entries, with an HMAC-SHA256 tag over
-/// the cache key and payload: forged, truncated or foreign values are misses, counted with their
-/// reason; damaged ones are removed, ones that fail authentication are left for nodes that may use
-/// them (key rotation). <see cref="DistributedCodeCacheOptions.AdditionalVerificationKeys"/> rotates keys.
+/// A fleet-wide tier over any <see cref="IDistributedCache"/> (Redis, SQL Server, Garnet...). An entry
+/// is a head value (the same 64-byte integrity frame as disk entries, with an HMAC-SHA256 tag over the
+/// cache key and the payload's chunk digests) and the payload in 1 MiB chunk values, read all at once
+/// and digested as they arrive (DistributedCodeCache.Values.cs). Forged, truncated or foreign values
+/// are misses, counted with their reason; damaged ones are removed, ones that fail authentication are
+/// left for nodes that may use them (key rotation). <see cref="DistributedCodeCacheOptions.AdditionalVerificationKeys"/> rotates keys.
 /// </summary>
 /// <remarks>
 /// A store that fails or is slow never fails a caller: the operation is logged, counted
 /// (<c>filecache.tier_failures</c>) and treated as a miss (or a skipped write); after repeated
 /// failures a circuit breaker (Polly) skips the store for <see cref="DistributedCodeCacheOptions.BreakDuration"/>
-/// and then tries it again. A value is written with one SET, so a reader never sees a mix of two
-/// writes; entries up to <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> need no chunking
-/// (Redis takes strings up to 512 MB).
+/// and then tries it again. Chunks are written before their head and named by the head's content id,
+/// so a reader never sees a mix of two writes; a chunk lost to eviction makes the entry a miss until
+/// the next Add of the key writes it again.
 /// </remarks>
 internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWasmCodeCache, ISharedWasmCodeCache, ICompileLockSource, Microsoft.Extensions.Diagnostics.HealthChecks.IHealthCheck
 {
@@ -85,11 +83,6 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
             .Build();
     }
 
-    /// <summary>The store key of a cache key: the prefix and the key's 64 hex characters.</summary>
-    /// <param name="key">The cache key.</param>
-    /// <returns>The store key.</returns>
-    public string GetStoreKey(CacheKey key) => _options.KeyPrefix + key.ToString();
-
     /// <inheritdoc/>
     /// <remarks>
     /// The tier is asynchronous inside: this waits for <see cref="GetAsync"/> at the tier's one blocking
@@ -109,16 +102,11 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
     public async ValueTask<Stream?> GetAsync(CacheKey key, CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        string storeKey = GetStoreKey(key);
-        byte[]? value;
+        string headKey = GetStoreKey(key);
+        Fetched? fetched;
         try
         {
-            value = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.ReadAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey), cancellationToken).ConfigureAwait(false);
-        }
-        catch (BoundedBufferWriter.TooLargeException e)
-        {
-            RejectTooLarge(key, storeKey, e.AtLeast);
-            return null;
+            fetched = await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.FetchAsync(state.Key, state.HeadKey, ct), ct).ConfigureAwait(false), (Self: this, Key: key, HeadKey: headKey), cancellationToken).ConfigureAwait(false);
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
         {
@@ -127,10 +115,10 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
             return null;
         }
 
-        var content = Accept(key, storeKey, value, out bool remove);
+        var content = Accept(key, headKey, fetched, out bool remove);
         if (remove)
         {
-            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false);
+            await RemoveQuietlyAsync(key, headKey, fetched!.Value.Head).ConfigureAwait(false);
         }
 
         return content;
@@ -143,59 +131,38 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
     /// with another key (during a rotation) or a newer version may use it, and this node's own Add
     /// replaces it. One misconfigured node never wipes the fleet's entries.
     /// </summary>
-    private MemoryStream? Accept(CacheKey key, string storeKey, byte[]? value, out bool remove)
+    private MemoryStream? Accept(CacheKey key, string storeKey, Fetched? fetched, out bool remove)
     {
         remove = false;
-        if (value is null)
+        if (fetched is not { } value)
         {
             _metrics.Miss();
             return null;
         }
 
-        if (value.Length > ValueLimit)
+        if (value.Status == FrameStatus.TooLarge)
         {
-            // A store without the buffer API hands over the whole value; still, an oversized one costs no MAC.
+            // Rejected from the head alone: no chunk was fetched and nothing allocated for it.
             RejectTooLarge(key, storeKey, value.Length);
             return null;
         }
 
-        var status = EntryFrame.Verify(key, value, _authenticationKey, out long payloadLength);
-        for (int i = 0; status == FrameStatus.BadTag && i < _additionalKeys.Length; i++)
+        if (value.Status != FrameStatus.Valid)
         {
-            status = EntryFrame.Verify(key, value, _additionalKeys[i], out payloadLength);
-        }
+            // A missing chunk is eviction, not damage: the next Add of the key writes it again.
+            remove = value.Status is not (FrameStatus.BadTag or FrameStatus.NotAuthenticated or FrameStatus.UnknownVersion or FrameStatus.MissingChunk);
+            if (value.Status != FrameStatus.MissingChunk)
+            {
+                _metrics.Corrupt(value.Status.ToString());
+            }
 
-        if (status != FrameStatus.Valid)
-        {
-            remove = status is not (FrameStatus.BadTag or FrameStatus.NotAuthenticated or FrameStatus.UnknownVersion);
-            _metrics.Corrupt(status.ToString());
             _metrics.Miss();
-            LogRejectedValue(_logger, key, storeKey, status.ToString(), remove ? "removed" : "left in the store");
+            LogRejectedValue(_logger, key, storeKey, value.Status.ToString(), remove ? "removed" : "left in the store");
             return null;
         }
 
-        _metrics.Hit(payloadLength);
-        return new MemoryStream(value, 0, (int)payloadLength, writable: false, publiclyVisible: true);
-    }
-
-    /// <summary>The largest value accepted: a payload of <see cref="DistributedCodeCacheOptions.MaxEntrySize"/> and its frame.</summary>
-    private long ValueLimit => _options.MaxEntrySize + EntryFrame.TrailerSize;
-
-    /// <summary>
-    /// Reads a value. With <see cref="DistributedCodeCacheOptions.BoundReadsBeforeAllocation"/> and a
-    /// store that has the buffer API, into a writer bounded by <see cref="ValueLimit"/>: an oversized
-    /// value stops the read before this process allocates for it (the store's client has received
-    /// it whole). Otherwise through the byte[] API, which measured faster.
-    /// </summary>
-    private async Task<byte[]?> ReadAsync(string storeKey, CancellationToken cancellationToken)
-    {
-        if (_bufferStore is null || !_options.BoundReadsBeforeAllocation)
-        {
-            return await _store.GetAsync(storeKey, cancellationToken).ConfigureAwait(false);
-        }
-
-        var writer = new BoundedBufferWriter(ValueLimit);
-        return await _bufferStore.TryGetAsync(storeKey, writer, cancellationToken).ConfigureAwait(false) ? writer.ToArray() : null;
+        _metrics.Hit(value.Length);
+        return new MemoryStream(value.Payload!, 0, (int)value.Length, writable: false, publiclyVisible: true);
     }
 
     private void RejectTooLarge(CacheKey key, string storeKey, long atLeast)
@@ -217,13 +184,13 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
         string storeKey = GetStoreKey(key);
         if (Frame(key, await StreamBytes.ReadToEndAsync(content, cancellationToken).ConfigureAwait(false)) is not { } framed)
         {
-            await RemoveQuietlyAsync(key, storeKey).ConfigureAwait(false); // replace semantics: the old value must not stay
+            await RemoveQuietlyAsync(key, storeKey, head: null).ConfigureAwait(false); // replace semantics: the old value must not stay
             return;
         }
 
         try
         {
-            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.WriteAsync(state.StoreKey, state.Framed.Payload, state.Framed.Trailer, ct).AsTask(), ct).ConfigureAwait(false), (Self: this, StoreKey: storeKey, Framed: framed), cancellationToken).ConfigureAwait(false);
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.StoreAsync(state.Key, state.StoreKey, state.Framed.Payload, state.Framed.Trailer, ct), ct).ConfigureAwait(false), (Self: this, Key: key, StoreKey: storeKey, Framed: framed), cancellationToken).ConfigureAwait(false);
             _metrics.Added(framed.Payload.Length);
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
@@ -259,7 +226,7 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
         cancellationToken.ThrowIfCancellationRequested();
         try
         {
-            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Store.RemoveAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Store: _store, StoreKey: GetStoreKey(key)), cancellationToken).ConfigureAwait(false);
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.RemoveEntryAsync(state.Key, state.Self.GetStoreKey(state.Key), null, ct), ct).ConfigureAwait(false), (Self: this, Key: key), cancellationToken).ConfigureAwait(false);
             _metrics.Deleted();
         }
         catch (Exception e) when (IsStoreFailure(e, cancellationToken))
@@ -286,50 +253,11 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
         return operation.WaitAsync(cancellationToken);
     }
 
-    private static byte[] Join(byte[] payload, byte[] trailer)
-    {
-        var framed = GC.AllocateUninitializedArray<byte>(payload.Length + trailer.Length);
-        payload.CopyTo(framed, 0);
-        trailer.CopyTo(framed, payload.Length);
-        return framed;
-    }
-
-    private async ValueTask WriteAsync(string storeKey, byte[] payload, byte[] trailer, CancellationToken cancellationToken)
-    {
-        if (_bufferStore is not null)
-        {
-            // Payload and frame go out as one two-segment sequence: no copy to join them.
-            await _bufferStore.SetAsync(storeKey, Sequence(payload, trailer), _entryOptions, cancellationToken).ConfigureAwait(false);
-            return;
-        }
-
-        await _store.SetAsync(storeKey, Join(payload, trailer), _entryOptions, cancellationToken).ConfigureAwait(false);
-    }
-
-    private static ReadOnlySequence<byte> Sequence(byte[] first, byte[] second)
-    {
-        var head = new Segment(first, 0);
-        var tail = new Segment(second, first.Length);
-        head.SetNext(tail);
-        return new ReadOnlySequence<byte>(head, 0, tail, second.Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(byte[] bytes, long runningIndex)
-        {
-            Memory = bytes;
-            RunningIndex = runningIndex;
-        }
-
-        public void SetNext(Segment next) => Next = next;
-    }
-
-    private async ValueTask RemoveQuietlyAsync(CacheKey key, string storeKey)
+    private async ValueTask RemoveQuietlyAsync(CacheKey key, string headKey, byte[]? head)
     {
         try
         {
-            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Store.RemoveAsync(state.StoreKey, ct), ct).ConfigureAwait(false), (Store: _store, StoreKey: storeKey), CancellationToken.None).ConfigureAwait(false);
+            await _pipeline.ExecuteAsync(static async (state, ct) => await Abandonable(state.Self.RemoveEntryAsync(state.Key, state.HeadKey, state.Head, ct), ct).ConfigureAwait(false), (Self: this, Key: key, HeadKey: headKey, Head: head), CancellationToken.None).ConfigureAwait(false);
         }
         catch (Exception e) when (IsStoreFailure(e, CancellationToken.None))
         {

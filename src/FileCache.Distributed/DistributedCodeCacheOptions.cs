@@ -5,8 +5,8 @@ namespace FileCache.Distributed;
 /// <summary>Options of <see cref="DistributedCodeCache"/>.</summary>
 public sealed class DistributedCodeCacheOptions : IValidatableObject
 {
-    /// <summary>Prefixed to every store key (then the cache key's 64 hex characters), so several
-    /// applications can share one store (default <c>filecache:</c>).</summary>
+    /// <summary>Prefixed to every store key (then the cache key's 64 hex characters and <c>:head</c>, or a
+    /// chunk's content id and index), so several applications can share one store (default <c>filecache:</c>).</summary>
     [Required(AllowEmptyStrings = true, ErrorMessage = "DistributedCodeCacheOptions.KeyPrefix must not be null.")]
     public string KeyPrefix { get; set; } = "filecache:";
 
@@ -38,17 +38,17 @@ public sealed class DistributedCodeCacheOptions : IValidatableObject
     /// <summary>Entries expire this long after they were written; null (the default) for none.</summary>
     public TimeSpan? AbsoluteExpiration { get; set; }
 
-    /// <summary>Entries larger than this are not sent to the store (counted in
-    /// <c>filecache.rejected_entries</c>; default 64 MiB).</summary>
+    /// <summary>Entries larger than this are not sent to the store, and a stored head that claims more is
+    /// rejected before its chunks are fetched (counted in <c>filecache.rejected_entries</c>; default 64 MiB).</summary>
     [Range(1L, int.MaxValue - 64, ErrorMessage = "DistributedCodeCacheOptions.MaxEntrySize must be between 1 byte and 2 GiB.")]
     public long MaxEntrySize { get; set; } = 64L << 20;
 
     /// <summary>
-    /// Read through <c>IBufferDistributedCache</c> into a writer bounded by <see cref="MaxEntrySize"/>, so an
-    /// oversized value stops the read before FileCache allocates for it (default <see langword="false"/>:
-    /// read through the <c>byte[]</c> API and reject an oversized value before authenticating it). Off by
-    /// default because it is slower: a 29 MB hit from Redis took 118 ms this way against 77 ms
-    /// (benchmarks/README.md), and the store's client receives the whole value either way.
+    /// Read each value (a head, a chunk) through <c>IBufferDistributedCache</c> into a writer bounded by
+    /// the length it must have, so an oversized value stops the read before FileCache allocates for it
+    /// (default <see langword="false"/>: read through the <c>byte[]</c> API and reject a value of the
+    /// wrong length after it arrived). Either way, a head that claims more than <see cref="MaxEntrySize"/>
+    /// stops the read before any chunk is fetched, and the store's client receives each value whole.
     /// </summary>
     public bool BoundReadsBeforeAllocation { get; set; }
 

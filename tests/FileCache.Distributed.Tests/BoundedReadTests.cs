@@ -47,31 +47,42 @@ public sealed class BoundedReadTests
     [InlineData(true, false)]
     [InlineData(false, true)]
     [InlineData(true, true)]
-    public async Task AnOversizedValueInARealStore_IsRejected_LeftThere_AndTheCircuitStaysClosed(bool async, bool bounded)
+    public async Task OversizedValuesInARealStore_AreMisses_WithTheirReason_AndTheCircuitStaysClosed(bool async, bool bounded)
     {
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
         using var rejected = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.rejected_entries");
+        using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
         using var failures = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.tier_failures");
         using var store = Stores.Redis(RedisServer.Shared);
         Assert.IsAssignableFrom<IBufferDistributedCache>(store);
-        var options = Stores.Options();
+        var options = Stores.Options($"oversized-{async}-{bounded}:");
         options.MaxEntrySize = 64 << 10;
         options.BoundReadsBeforeAllocation = bounded;
         var cache = new DistributedCodeCache(store, options, factory);
-        var huge = new byte[8 << 20]; // written by anyone who can write the store
-        for (int i = 0; i < 3; i++)
-        {
-            store.Set(cache.GetStoreKey(TestKeys.Key(i)), huge, new DistributedCacheEntryOptions());
-            Stream? got = async ? await cache.GetAsync(TestKeys.Key(i)) : (cache.TryGet(TestKeys.Key(i), out var s) ? s : null);
-            Assert.Null(got);
-            Assert.NotNull(store.Get(cache.GetStoreKey(TestKeys.Key(i)))); // left in the store
-        }
+        var generous = new DistributedCodeCache(store, Stores.Options($"oversized-{async}-{bounded}:")); // a node with the default limit, or anyone who can write the store
+        var huge = new byte[8 << 20];
+        async Task<Stream?> Get(CacheKey key) => async ? await cache.GetAsync(key) : (cache.TryGet(key, out var s) ? s : null);
 
-        Assert.Equal(3, rejected.GetMeasurementSnapshot().Count(m => (string?)m.Tags[WasmCodeCacheMetrics.ReasonTag] == "TooLarge"));
+        // A head that claims more than MaxEntrySize: rejected from the head alone, left for nodes that take it.
+        generous.Add(TestKeys.Key(1), new MemoryStream(huge));
+        Assert.Null(await Get(TestKeys.Key(1)));
+        Assert.NotNull(store.Get(cache.GetStoreKey(TestKeys.Key(1))));
+        Assert.Equal("TooLarge", Assert.Single(rejected.GetMeasurementSnapshot()).Tags[WasmCodeCacheMetrics.ReasonTag]);
+
+        // 8 MiB where a head (64 bytes) or a chunk (at most 1 MiB) belongs: damage, removed.
+        store.Set(cache.GetStoreKey(TestKeys.Key(2)), huge, new DistributedCacheEntryOptions());
+        Assert.Null(await Get(TestKeys.Key(2)));
+        Assert.Null(store.Get(cache.GetStoreKey(TestKeys.Key(2))));
+        var payload = TestPayload.Create(3, 1, 10_000);
+        cache.Add(TestKeys.Key(3), new MemoryStream(payload));
+        string chunk = cache.GetChunkKey(TestKeys.Key(3), store.Get(cache.GetStoreKey(TestKeys.Key(3))), 0);
+        store.Set(chunk, huge, new DistributedCacheEntryOptions());
+        Assert.Null(await Get(TestKeys.Key(3)));
+        Assert.Null(store.Get(chunk));
+        Assert.Equal(["NotAnEntry", "LengthMismatch"], corrupt.GetMeasurementSnapshot().Select(m => (string)m.Tags[WasmCodeCacheMetrics.ReasonTag]!));
         Assert.Empty(failures.GetMeasurementSnapshot()); // not a store failure: the circuit stays closed
 
-        var payload = TestPayload.Create(3, 1, 10_000);
         cache.Add(TestKeys.Key(9), new MemoryStream(payload));
         Assert.True(cache.TryGet(TestKeys.Key(9), out var hit));
         using (hit)

@@ -132,21 +132,128 @@ public sealed class DistributedCodeCacheTests : IDisposable
     }
 
     [Fact]
-    public void OversizedValueInTheStore_IsRejectedBeforeAuthentication_CountedWithItsReason()
+    public void AHeadClaimingMoreThanMaxEntrySize_IsRejectedBeforeAnyChunkIsFetched_CountedWithItsReason()
     {
         using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
         var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
         using var rejected = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.rejected_entries");
         using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
-        var store = MemoryStore();
+        var store = new CountingStore(MemoryStore());
         var options = Stores.Options("big:");
         options.MaxEntrySize = 1000;
         var cache = new DistributedCodeCache(store, options, factory);
-        store.Set(cache.GetStoreKey(TestKeys.Key(1)), new byte[5000], new DistributedCacheEntryOptions()); // anyone who can write the store
+        new DistributedCodeCache(store, Stores.Options("big:")).Add(TestKeys.Key(1), new MemoryStream(new byte[5000])); // a node with a higher limit, or anyone who can write the store
+        store.Reset();
         Assert.Null(Get(cache, TestKeys.Key(1)));
+        Assert.Equal([cache.GetStoreKey(TestKeys.Key(1))], store.Gets); // the head only: no chunk fetched
         var measurement = Assert.Single(rejected.GetMeasurementSnapshot());
         Assert.Equal("TooLarge", measurement.Tags[WasmCodeCacheMetrics.ReasonTag]);
         Assert.Empty(corrupt.GetMeasurementSnapshot()); // never reached the frame check
+        Assert.NotNull(store.Get(cache.GetStoreKey(TestKeys.Key(1)))); // left for the node that can use it
+    }
+
+    [Fact]
+    public void AChunkLostToEviction_IsAMiss_LeftInTheStore_AndTheNextAddRepairsIt()
+    {
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
+        var store = MemoryStore();
+        var cache = new DistributedCodeCache(store, Stores.Options("evict:"), factory);
+        var key = TestKeys.Key(1);
+        var value = TestPayload.Create(1, 1, (3 << 20) + 5000); // four chunks, the last short
+        cache.Add(key, new MemoryStream(value));
+        var head = store.Get(cache.GetStoreKey(key))!;
+        Assert.Equal(64, head.Length);
+        Assert.Equal(value.AsSpan(3 << 20).ToArray(), store.Get(cache.GetChunkKey(key, head, 3)));
+        Assert.Null(store.Get(cache.GetChunkKey(key, head, 4)));
+
+        store.Remove(cache.GetChunkKey(key, head, 2)); // evicted under memory pressure
+        Assert.Null(Get(cache, key));
+        Assert.NotNull(store.Get(cache.GetStoreKey(key)));
+        Assert.Empty(corrupt.GetMeasurementSnapshot()); // a miss, not corruption
+
+        cache.Add(key, new MemoryStream(value)); // the host that missed compiles and adds again
+        Assert.Equal(value, Get(cache, key));
+    }
+
+    [Fact]
+    public void AChunkFromAnotherWrite_OrAFlippedBit_IsAMiss_AndTheEntryIsRemoved()
+    {
+        using var meters = new ServiceCollection().AddMetrics().BuildServiceProvider();
+        var factory = meters.GetRequiredService<System.Diagnostics.Metrics.IMeterFactory>();
+        using var corrupt = new MetricCollector<long>(factory, WasmCodeCacheMetrics.MeterName, "filecache.corrupt_entries");
+        var store = MemoryStore();
+        var cache = new DistributedCodeCache(store, Stores.Options("mix:"), factory);
+        var key = TestKeys.Key(1);
+        var mine = TestPayload.Create(1, 1, 3 << 20);
+        var theirs = TestPayload.Create(2, 1, 3 << 20);
+        cache.Add(TestKeys.Key(2), new MemoryStream(theirs));
+        string[] Keys(CacheKey k) => [cache.GetStoreKey(k), .. Enumerable.Range(0, 3).Select(i => cache.GetChunkKey(k, store.Get(cache.GetStoreKey(k)), i))];
+
+        // A chunk of another entry, validly written by the fleet, under this entry's name.
+        cache.Add(key, new MemoryStream(mine));
+        var names = Keys(key);
+        store.Set(names[2], store.Get(Keys(TestKeys.Key(2))[2])!, new DistributedCacheEntryOptions());
+        Assert.Null(Get(cache, key));
+        Assert.All(names, n => Assert.Null(store.Get(n))); // head and chunks removed
+
+        // One flipped bit in the last chunk.
+        cache.Add(key, new MemoryStream(mine));
+        var last = store.Get(names[3])!;
+        last[^1] ^= 0x10;
+        store.Set(names[3], last, new DistributedCacheEntryOptions());
+        Assert.Null(Get(cache, key));
+        Assert.All(names, n => Assert.Null(store.Get(n)));
+
+        // A chunk one byte short.
+        cache.Add(key, new MemoryStream(mine));
+        store.Set(names[1], store.Get(names[1])![..^1], new DistributedCacheEntryOptions());
+        Assert.Null(Get(cache, key));
+        Assert.Equal(["ChecksumMismatch", "ChecksumMismatch", "LengthMismatch"], corrupt.GetMeasurementSnapshot().Select(m => (string)m.Tags[WasmCodeCacheMetrics.ReasonTag]!));
+
+        cache.Add(key, new MemoryStream(mine));
+        Assert.Equal(mine, Get(cache, key));
+        Assert.Equal(theirs, Get(cache, TestKeys.Key(2)));
+    }
+
+    [Fact]
+    public async Task ReplacingAnEntry_RemovesTheOldChunks_AndDeleteRemovesHeadAndChunks()
+    {
+        var store = MemoryStore();
+        var cache = new DistributedCodeCache(store, Stores.Options("replace:"));
+        var key = TestKeys.Key(1);
+        await cache.AddAsync(key, new MemoryStream(TestPayload.Create(1, 1, (2 << 20) + 1)));
+        var oldHead = store.Get(cache.GetStoreKey(key))!;
+        var replacement = TestPayload.Create(2, 1, 1 << 20);
+        await cache.AddAsync(key, new MemoryStream(replacement));
+        var newHead = store.Get(cache.GetStoreKey(key))!;
+        Assert.NotEqual(cache.GetChunkKey(key, oldHead, 0), cache.GetChunkKey(key, newHead, 0));
+        Assert.All(Enumerable.Range(0, 3), i => Assert.Null(store.Get(cache.GetChunkKey(key, oldHead, i))));
+        Assert.Equal(replacement, Get(cache, key));
+
+        await cache.DeleteAsync(key);
+        Assert.Null(store.Get(cache.GetStoreKey(key)));
+        Assert.Null(store.Get(cache.GetChunkKey(key, newHead, 0)));
+    }
+
+    [Fact]
+    public async Task AHit_AsksForEveryChunkAtOnce()
+    {
+        var store = new CountingStore(MemoryStore()) { Delay = TimeSpan.FromMilliseconds(200) };
+        var cache = new DistributedCodeCache(store, Stores.Options("wide:"));
+        var value = TestPayload.Create(1, 1, 6 << 20);
+        await cache.AddAsync(TestKeys.Key(1), new MemoryStream(value));
+        store.Reset();
+        await using (var hit = await cache.GetAsync(TestKeys.Key(1)))
+        {
+            using var copy = new MemoryStream();
+            await hit!.CopyToAsync(copy);
+            Assert.Equal(value, copy.ToArray());
+        }
+
+        Assert.Equal(7, store.Gets.Count); // the head, then six chunks...
+        Assert.Equal(6, store.MostInFlight); // ...all in flight together, not one after another
     }
 
     [Fact]
@@ -301,5 +408,66 @@ public sealed class DistributedCodeCacheTests : IDisposable
         public void Set(string key, byte[] value, DistributedCacheEntryOptions options) { Enter(); inner.Set(key, value, options); }
 
         public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default) { Enter(); return inner.SetAsync(key, value, options, token); }
+    }
+
+    /// <summary>Records the keys read and how many reads were in flight at once.</summary>
+    private sealed class CountingStore(IDistributedCache inner) : IDistributedCache
+    {
+        private readonly List<string> _gets = [];
+        private int _inFlight;
+        private int _most;
+
+        public TimeSpan Delay { get; set; }
+
+        public List<string> Gets { get { lock (_gets) { return [.. _gets]; } } }
+
+        public int MostInFlight => Volatile.Read(ref _most);
+
+        public void Reset()
+        {
+            lock (_gets)
+            {
+                _gets.Clear();
+            }
+
+            _most = 0;
+        }
+
+        public byte[]? Get(string key) => GetAsync(key).GetAwaiter().GetResult();
+
+        public async Task<byte[]?> GetAsync(string key, CancellationToken token = default)
+        {
+            lock (_gets)
+            {
+                _gets.Add(key);
+            }
+
+            int now = Interlocked.Increment(ref _inFlight);
+            for (int most = _most; now > most && Interlocked.CompareExchange(ref _most, now, most) != most; most = _most)
+            {
+            }
+
+            try
+            {
+                await Task.Delay(Delay, token);
+                return await inner.GetAsync(key, token);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _inFlight);
+            }
+        }
+
+        public void Refresh(string key) => inner.Refresh(key);
+
+        public Task RefreshAsync(string key, CancellationToken token = default) => inner.RefreshAsync(key, token);
+
+        public void Remove(string key) => inner.Remove(key);
+
+        public Task RemoveAsync(string key, CancellationToken token = default) => inner.RemoveAsync(key, token);
+
+        public void Set(string key, byte[] value, DistributedCacheEntryOptions options) => inner.Set(key, value, options);
+
+        public Task SetAsync(string key, byte[] value, DistributedCacheEntryOptions options, CancellationToken token = default) => inner.SetAsync(key, value, options, token);
     }
 }

@@ -18,8 +18,11 @@ public sealed class DistributedOptionsTests
         var a = new DistributedCodeCache(store, Stores.Options("app-a:"));
         var b = new DistributedCodeCache(store, Stores.Options("app-b:"));
         a.Add(TestKeys.Key(1), new MemoryStream([1]));
-        Assert.Equal("app-a:" + TestKeys.Key(1), a.GetStoreKey(TestKeys.Key(1)));
-        Assert.NotNull(store.Get("app-a:" + TestKeys.Key(1)));
+        Assert.Equal("app-a:" + TestKeys.Key(1) + ":head", a.GetStoreKey(TestKeys.Key(1)));
+        var head = store.Get("app-a:" + TestKeys.Key(1) + ":head");
+        Assert.NotNull(head);
+        Assert.StartsWith("app-a:" + TestKeys.Key(1) + ":", a.GetChunkKey(TestKeys.Key(1), head, 0));
+        Assert.Equal([1], store.Get(a.GetChunkKey(TestKeys.Key(1), head, 0)));
         Assert.Null(b.GetBytes(TestKeys.Key(1)));
         b.Delete(TestKeys.Key(1));
         Assert.Equal([1], a.GetBytes(TestKeys.Key(1)));
@@ -35,7 +38,7 @@ public sealed class DistributedOptionsTests
         var cache = new DistributedCodeCache(store, options);
         cache.Add(TestKeys.Key(1), new MemoryStream([1]));
         await cache.AddAsync(TestKeys.Key(2), new MemoryStream([2]));
-        Assert.Equal(2, store.Writes.Count);
+        Assert.Equal(4, store.Writes.Count); // a chunk and a head per entry
         Assert.All(store.Writes, w =>
         {
             Assert.Equal(TimeSpan.FromHours(3), w.SlidingExpiration);
@@ -74,9 +77,10 @@ public sealed class DistributedOptionsTests
         cache.Add(TestKeys.Key(1), new MemoryStream(value));
         Assert.Equal(value, cache.GetBytes(TestKeys.Key(1)));
 
-        var stored = store.Get("open:" + TestKeys.Key(1))!;
+        string chunkKey = cache.GetChunkKey(TestKeys.Key(1), store.Get(cache.GetStoreKey(TestKeys.Key(1))), 0);
+        var stored = store.Get(chunkKey)!;
         stored[10] ^= 1;
-        store.Set("open:" + TestKeys.Key(1), stored, new DistributedCacheEntryOptions());
+        store.Set(chunkKey, stored, new DistributedCacheEntryOptions());
         Assert.Null(cache.GetBytes(TestKeys.Key(1)));
     }
 

@@ -96,6 +96,52 @@ internal static class EntryFrame
         public void Dispose() => _digests.Dispose();
     }
 
+    /// <summary>
+    /// Checks a payload that arrives as whole chunks in any order, on any threads (the distributed
+    /// tier reads its chunk values in parallel and digests each one as it lands).
+    /// </summary>
+    public sealed class ChunkChecker
+    {
+        private readonly CacheKey _key;
+        private readonly bool _authenticated;
+        private readonly long _seed;
+        private readonly byte[] _digests;
+
+        /// <param name="key">The cache key.</param>
+        /// <param name="trailer">A trailer that <see cref="ReadTrailer"/> accepted.</param>
+        /// <param name="payloadLength">The payload length it gives.</param>
+        public ChunkChecker(CacheKey key, ReadOnlySpan<byte> trailer, long payloadLength)
+        {
+            _key = key;
+            _authenticated = IsAuthenticated(trailer);
+            _seed = Seed(key);
+            Count = ChunkCount(payloadLength);
+            _digests = new byte[Count * DigestSize(_authenticated)];
+        }
+
+        /// <summary>How many chunks the payload has.</summary>
+        public int Count { get; }
+
+        /// <summary>Digests chunk <paramref name="index"/>; safe to call for different chunks at once.</summary>
+        public void Digest(int index, ReadOnlySpan<byte> chunk)
+        {
+            int size = DigestSize(_authenticated);
+            DigestChunk(_authenticated, _seed, chunk, _digests.AsSpan(index * size, size));
+        }
+
+        /// <summary>Compares the digests of every chunk with the trailer (call once all are digested).</summary>
+        public FrameStatus Finish(ReadOnlySpan<byte> trailer, byte[]? authenticationKey) => Check(_key, _digests, trailer, authenticationKey);
+    }
+
+    /// <summary>How many <see cref="ChunkSize"/> chunks a payload of <paramref name="length"/> bytes has.</summary>
+    public static int ChunkCount(long length) => (int)((length + ChunkSize - 1) / ChunkSize);
+
+    /// <summary>The payload length a trailer claims, before <see cref="ReadTrailer"/> checks anything.</summary>
+    public static long ClaimedLength(ReadOnlySpan<byte> trailer) => (long)Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(trailer[8..]), long.MaxValue / 2);
+
+    /// <summary>Identifies a payload's content within its key: the trailer's checksum of the chunk digests.</summary>
+    public static ulong ContentId(ReadOnlySpan<byte> trailer) => BinaryPrimitives.ReadUInt64LittleEndian(trailer[16..]);
+
     /// <summary>Checks a whole framed entry (payload followed by trailer).</summary>
     /// <param name="key">The key the entry was looked up under.</param>
     /// <param name="entry">The entry's bytes.</param>
@@ -201,8 +247,6 @@ internal static class EntryFrame
     private static bool IsAuthenticated(ReadOnlySpan<byte> trailer) => (BinaryPrimitives.ReadUInt16LittleEndian(trailer[6..]) & FlagAuthenticated) != 0;
 
     private static int DigestSize(bool authenticated) => authenticated ? 32 : 8;
-
-    private static int ChunkCount(long length) => (int)((length + ChunkSize - 1) / ChunkSize);
 
     /// <summary>Digests whole chunks (the last may be short) into <paramref name="digests"/>, in parallel when there are several.</summary>
     private static unsafe void DigestChunks(CacheKey key, bool authenticated, ReadOnlySpan<byte> data, Span<byte> digests)
@@ -353,6 +397,7 @@ internal enum FrameStatus
     ChecksumMismatch,
     NotAuthenticated,
     BadTag,
+    MissingChunk, // a chunked value lost a piece (evicted, or not yet written): a miss, repaired by the next Add
 
     // What the disk tier checks on a file before reading it (see docs/security.md).
     SymbolicLink,
