@@ -17,6 +17,7 @@ namespace FileCache.Benchmarks;
 /// as one value. Starts its own redis-server (persistence off) on a free port.
 /// </summary>
 [MemoryDiagnoser]
+[MedianColumn]
 public class DistributedBenchmarks
 {
     private Process? _redis;
