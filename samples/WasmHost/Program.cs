@@ -34,7 +34,9 @@ if (options.Error is not null)
 // A plain ServiceCollection, not the Generic Host: a command-line host starts in milliseconds, and
 // the Generic Host's configuration and lifetime machinery alone cost about 45 ms here.
 var services = new ServiceCollection();
-services.AddLogging(b => b.AddProvider(new StderrLoggerProvider()).SetMinimumLevel(LogLevel.Warning)); // see StderrLogger.cs
+// The logger factory is made here, not by AddLogging(): its options and open-generic loggers are
+// types a NativeAOT process builds at run time on first use (about 2 ms here). See StderrLogger.cs.
+services.AddSingleton<ILoggerFactory>(new LoggerFactory([new StderrLoggerProvider()], new LoggerFilterOptions { MinLevel = LogLevel.Warning }));
 if (options.Cache != "none")
 {
     services.AddWasmCodeCache(c =>
@@ -54,9 +56,11 @@ if (options.Cache != "none")
 }
 
 await using var provider = services.BuildServiceProvider();
+WasmtimeModuleCache? loader;
 try
 {
-    provider.GetService<IStartupValidator>()?.Validate(); // the options checks a host runs at start
+    // Resolving the loader runs every options check (the ones IStartupValidator would run first).
+    loader = provider.GetService<WasmtimeModuleCache>();
 }
 catch (OptionsValidationException e)
 {
@@ -89,7 +93,7 @@ CacheKey? key = null;
 bool hit = false;
 IDisposable owner; // a Loaded<global::Wasmtime.Module> (dispose it, not its module: the loader may share the module) or the module
 string origin;
-if (provider.GetService<WasmtimeModuleCache>() is { } loader)
+if (loader is not null)
 {
     // The embedded module's key comes from its build-time digest: nothing is hashed.
     var loaded = options.Embedded ? loader.Load(engine, WasmHost.WasmModules.Fib) : loader.Load(engine, new WasmSource(name, wasm, validate: true));

@@ -22,7 +22,7 @@ public static class AzureBlobCodeCacheBuilderExtensions
     {
         ArgumentNullException.ThrowIfNull(configure);
         builder.AddTier<AzureBlobCodeCacheOptions, AzureBlobCodeCacheOptionsValidator>(static (sp, o) => new AzureBlobCodeCache(
-            o, sp.GetService<IMeterFactory>(), sp.GetService<ILogger<AzureBlobCodeCache>>(), sp.GetService<TimeProvider>())).Configure(configure);
+            o, sp.GetService<IMeterFactory>(), sp.GetLogger<AzureBlobCodeCache>(), sp.GetService<TimeProvider>())).Configure(configure);
         return builder;
     }
 }

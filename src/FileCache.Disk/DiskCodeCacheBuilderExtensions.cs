@@ -64,7 +64,7 @@ public static class DiskCodeCacheBuilderExtensions
     }
 
     private static DiskCodeCache Create(IServiceProvider services, DiskCodeCacheOptions options)
-        => new(options, services.GetService<IMeterFactory>(), services.GetService<ILogger<DiskCodeCache>>(), services.GetService<TimeProvider>());
+        => new(options, services.GetService<IMeterFactory>(), services.GetLogger<DiskCodeCache>(), services.GetService<TimeProvider>());
 
     /// <summary>The directory name, next to the app, of the precompiled tier (<see cref="UsePrecompiled"/>).</summary>
     public const string PrecompiledDirectoryName = "wasm-precompiled";

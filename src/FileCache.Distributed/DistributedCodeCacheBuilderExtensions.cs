@@ -27,7 +27,7 @@ public static class DistributedCodeCacheBuilderExtensions
                 "UseDistributed needs an IDistributedCache in the container, for example services.AddStackExchangeRedisCache(...)."),
             o,
             sp.GetService<IMeterFactory>(),
-            sp.GetService<ILogger<DistributedCodeCache>>(),
+            sp.GetLogger<DistributedCodeCache>(),
             sp.GetService<TimeProvider>())).Configure(configure);
         return builder;
     }

@@ -17,7 +17,7 @@ public static class MemoryCodeCacheBuilderExtensions
     public static IWasmCodeCacheBuilder UseMemory(this IWasmCodeCacheBuilder builder, Action<MemoryCodeCacheOptions>? configure = null)
     {
         var options = builder.AddTier<MemoryCodeCacheOptions, MemoryCodeCacheOptionsValidator>(
-            static (sp, o) => new MemoryCodeCache(o, sp.GetService<IMeterFactory>(), sp.GetService<ILogger<MemoryCodeCache>>()));
+            static (sp, o) => new MemoryCodeCache(o, sp.GetService<IMeterFactory>(), sp.GetLogger<MemoryCodeCache>()));
         if (configure is not null)
         {
             options.Configure(configure);

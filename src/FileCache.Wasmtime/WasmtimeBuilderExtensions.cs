@@ -31,6 +31,7 @@ public static class WasmtimeBuilderExtensions
                 (_, sp) => !BytesInFrontOfFiles(name.Length == 0 ? sp.GetRequiredService<IWasmCodeCache>() : sp.GetRequiredKeyedService<IWasmCodeCache>(name)),
                 MemoryInFrontOfDisk)
             .ValidateOnStart();
+        ClosedOptionsServices.Add<WasmtimeModuleCacheOptions>(builder.Services);
         if (configure is not null)
         {
             options.Configure(configure);
@@ -39,13 +40,13 @@ public static class WasmtimeBuilderExtensions
         if (name.Length == 0)
         {
             builder.Services.TryAddSingleton(static sp => new WasmtimeModuleCache(
-                sp.GetRequiredService<IWasmCodeCache>(), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>(),
+                sp.GetRequiredService<IWasmCodeCache>(), sp.GetLogger<WasmtimeModuleCache>(), sp.GetService<IMeterFactory>(),
                 sp.GetRequiredService<IOptionsMonitor<WasmtimeModuleCacheOptions>>().Get(Options.Options.DefaultName)));
         }
         else
         {
             builder.Services.TryAddKeyedSingleton(name, (sp, _) => new WasmtimeModuleCache(
-                sp.GetRequiredKeyedService<IWasmCodeCache>(name), sp.GetService<ILogger<WasmtimeModuleCache>>(), sp.GetService<IMeterFactory>(),
+                sp.GetRequiredKeyedService<IWasmCodeCache>(name), sp.GetLogger<WasmtimeModuleCache>(), sp.GetService<IMeterFactory>(),
                 sp.GetRequiredService<IOptionsMonitor<WasmtimeModuleCacheOptions>>().Get(name)));
         }
 

@@ -176,4 +176,39 @@ public sealed class MajorVersionKeyTests
         viaVersion.AppendMajorVersion(assembly.GetName().Name!, assembly.GetName().Version);
         Assert.Equal(viaVersion.Finish([1]), viaAssembly.Finish([1]));
     }
+
+    [Fact]
+    public void TheKeyBuildersManagedSha256_EqualsOpenSsls_ForEveryLengthAndSplit()
+    {
+        // CacheKeyBuilder hashes with its own SHA-256 (no OpenSSL start-up cost); it must be SHA-256.
+        var random = new Random(20261206);
+        var lengths = Enumerable.Range(0, 200).Concat([255, 256, 257, 1000, 4095, 4096, 65_537, 1 << 20]);
+        foreach (int length in lengths)
+        {
+            var data = new byte[length];
+            random.NextBytes(data);
+            var builder = CacheKeyBuilder.Create("test", 7);
+            for (int at = 0; at < length;)
+            {
+                int piece = Math.Min(length - at, random.Next(0, 150));
+                builder.AppendRaw(data.AsSpan(at, piece));
+                at += piece;
+            }
+
+            byte[] encoding = [.. CacheKeyBuilder.EncodingMagic, 4, 0, 0, 0, .. "test"u8, 7, 0, 0, 0, .. data];
+            Assert.Equal(Convert.ToHexStringLower(SHA256.HashData(encoding)), builder.ToKey().ToString());
+        }
+    }
+
+    [Fact]
+    public void TheKeyBuilder_IsReusedPerThread_WithoutCarryingState()
+    {
+        var first = CacheKeyBuilder.Create("d", 1);
+        first.Append("abc");
+        var a = first.ToKey();
+        var second = CacheKeyBuilder.Create("d", 1); // takes the hash object the first one returned
+        second.Append("abc");
+        Assert.Equal(a, second.ToKey());
+    }
 }
+

@@ -25,9 +25,9 @@ public ref struct CacheKeyBuilder
     public static ReadOnlySpan<byte> EncodingMagic => "FileCache.Key/v1\0"u8;
 
     [ThreadStatic]
-    private static IncrementalHash? s_cached;
+    private static SmallSha256? s_cached;
 
-    private IncrementalHash? _hash;
+    private SmallSha256? _hash; // managed: a key's encoding is small, and OpenSSL's first use costs milliseconds (SmallSha256.cs)
 
     /// <summary>Starts an encoding: writes <see cref="EncodingMagic"/>, the domain and the version.</summary>
     /// <param name="domain">What the key is for.</param>
@@ -36,7 +36,7 @@ public ref struct CacheKeyBuilder
     public static CacheKeyBuilder Create(string domain, int version)
     {
         ArgumentNullException.ThrowIfNull(domain);
-        var hash = s_cached ?? IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var hash = s_cached ?? new SmallSha256();
         s_cached = null;
         var builder = new CacheKeyBuilder { _hash = hash };
         builder.AppendRaw(EncodingMagic);
@@ -47,7 +47,7 @@ public ref struct CacheKeyBuilder
 
     /// <summary>Appends raw bytes with no length prefix (fixed-size values such as fingerprints).</summary>
     /// <param name="bytes">The bytes.</param>
-    public readonly void AppendRaw(ReadOnlySpan<byte> bytes) => Hash.AppendData(bytes);
+    public readonly void AppendRaw(ReadOnlySpan<byte> bytes) => Hash.Append(bytes);
 
     /// <summary>Appends a boolean as one byte (0 or 1).</summary>
     /// <param name="value">The value.</param>
@@ -339,5 +339,5 @@ public ref struct CacheKeyBuilder
         return new CacheKey(digest);
     }
 
-    private readonly IncrementalHash Hash => _hash ?? throw new InvalidOperationException("Use CacheKeyBuilder.Create to start a key; a finished builder cannot be reused.");
+    private readonly SmallSha256 Hash => _hash ?? throw new InvalidOperationException("Use CacheKeyBuilder.Create to start a key; a finished builder cannot be reused.");
 }

@@ -58,7 +58,9 @@ public static partial class WasmCodeCacheServiceCollectionExtensions
         Func<IServiceProvider, string, IWasmCodeCache> create = (sp, name) => factory(sp, sp.GetRequiredService<IOptionsMonitor<TOptions>>().Get(name));
         string tierName = first ? builder.AddFirstTier(create) : builder.AddTier(create);
         builder.Services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<TOptions>, TValidator>());
-        return builder.Services.AddOptions<TOptions>(tierName).ValidateOnStart();
+        var options = builder.Services.AddOptions<TOptions>(tierName).ValidateOnStart();
+        ClosedOptionsServices.Add<TOptions>(builder.Services);
+        return options;
     }
 
     /// <summary>

@@ -58,6 +58,7 @@ public static partial class WasmCodeCacheServiceCollectionExtensions
 
         services.AddOptions();
         services.AddOptions<WasmCodeCacheOptions>(name).ValidateOnStart();
+        ClosedOptionsServices.Add<WasmCodeCacheOptions>(services);
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WasmCodeCacheOptions>, WasmCodeCacheOptionsValidator>());
         if (keyed)
         {
@@ -79,7 +80,7 @@ public static partial class WasmCodeCacheServiceCollectionExtensions
         // instance the caller owns, a declared locality, several tiers) is a set that keeps those facts.
         return tiers is [{ Owned: true } only] && options.Tiers[0].Locality is null
             ? only.Cache
-            : new TieredCodeCache([.. tiers], services.GetService<ILogger<TieredCodeCache>>(), services.GetService<IMeterFactory>());
+            : new TieredCodeCache([.. tiers], services.GetLogger<TieredCodeCache>(), services.GetService<IMeterFactory>());
     }
 
     private sealed class WasmCodeCacheBuilder(IServiceCollection services, string name) : IWasmCodeCacheBuilder
