@@ -74,7 +74,16 @@ public sealed class DiskProcessTests : IDisposable
     [Fact]
     public async Task TwoProcessesAdding_KeepTheDirectoryNearTheLimit()
     {
-        const long maxSize = 4L << 20; // 4 MiB; each entry is 256 KiB
+        const long maxSize = 4L << 20; // 4 MiB; each entry is 256 KiB of payload and a 64-byte frame
+        const long entry = (256 << 10) + 64;
+
+        // The mechanism's bound: a process that counts more than the limit since its last scan waits
+        // for a trim before its Add returns, but it counts only its own Adds. So while both write flat
+        // out, each can have added up to the limit plus the one entry that crossed it: 2 x (limit +
+        // one entry), frames included. (A clean-clone CI run saw exactly 32 entries: 2 x 16 entries of
+        // 256 KiB + 64 bytes, 2,048 bytes above 2 x the limit; an earlier bound of 2 x the limit
+        // forgot the frames and the crossing entry.)
+        const long bound = 2 * (maxSize + entry);
         var writers = new[] { Worker.RunAsync(TimeSpan.FromMinutes(2), "fill", _dir.Path, maxSize.ToString(System.Globalization.CultureInfo.InvariantCulture), "120", "1"),
                               Worker.RunAsync(TimeSpan.FromMinutes(2), "fill", _dir.Path, maxSize.ToString(System.Globalization.CultureInfo.InvariantCulture), "120", "2") };
         long peak = 0;
@@ -90,13 +99,12 @@ public sealed class DiskProcessTests : IDisposable
             Assert.True(exitCode == 0, output);
             // Each process measured the directory right after each of its own Adds.
             long own = long.Parse(output.Split("peak=")[1].Trim(), System.Globalization.CultureInfo.InvariantCulture);
-            Assert.True(own <= maxSize * 2, $"a process saw {own} bytes after one of its Adds, against a limit of {maxSize}");
+            Assert.True(own <= bound, $"a process saw {own} bytes after one of its Adds, against a limit of {maxSize} (bound {bound})");
         }
 
         // Writing 60 MiB through a 4 MiB cache as fast as two processes can: trims keep it bounded
-        // while it runs. Each process learns the other's entries only when it scans, so the bound
-        // while both write flat out is looser than the limit (measured peaks: 1.0x to 1.5x).
-        Assert.True(peak <= maxSize * 2, $"peak {peak} bytes against a limit of {maxSize}");
+        // while it runs (measured peaks: 1.0x to 2.0x the limit, the top under CI load).
+        Assert.True(peak <= bound, $"peak {peak} bytes against a limit of {maxSize} (bound {bound})");
         using var cache = new DiskCodeCache(new DiskCodeCacheOptions { Directory = _dir.Path, MaxSize = maxSize });
         cache.Trim();
         Assert.True(DirectorySize() <= maxSize, $"after a trim {DirectorySize()} bytes remain against {maxSize}");
