@@ -38,11 +38,12 @@ internal sealed partial class DistributedCodeCache
             return new Fetched(head, head.Length < EntryFrame.TrailerSize ? FrameStatus.TooShort : FrameStatus.NotAnEntry, 0, null);
         }
 
-        var status = EntryFrame.ReadTrailer(EntryFrame.ClaimedLength(head) + EntryFrame.TrailerSize, head, _authenticationKey, out long length);
+        long claimed = EntryFrame.ClaimedLength(head);
+        var status = EntryFrame.ReadTrailer(claimed + EntryFrame.TrailerSize, head, _authenticationKey, out long length);
         if (status != FrameStatus.Valid || length > _options.MaxEntrySize)
         {
             // Nothing is fetched, or allocated, for a head that claims more than MaxEntrySize.
-            return new Fetched(head, status == FrameStatus.Valid ? FrameStatus.TooLarge : status, EntryFrame.ClaimedLength(head), null);
+            return new Fetched(head, status == FrameStatus.Valid ? FrameStatus.TooLarge : status, claimed, null);
         }
 
         var checker = new EntryFrame.ChunkChecker(key, head, length);

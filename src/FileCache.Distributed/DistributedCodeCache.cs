@@ -76,8 +76,8 @@ internal sealed partial class DistributedCodeCache : IWasmCodeCache, IMeteredWas
                 SamplingDuration = TimeSpan.FromSeconds(10),
                 BreakDuration = options.BreakDuration,
                 StateProvider = _circuit,
-                // An oversized value is the value's fault, not the store's: it must not open the circuit.
-                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not (OperationCanceledException or BoundedBufferWriter.TooLargeException) || e is TimeoutRejectedException),
+                // An oversized value never reaches here (ReadValueAsync turns it into a wrong-length value).
+                ShouldHandle = new PredicateBuilder().Handle<Exception>(e => e is not OperationCanceledException || e is TimeoutRejectedException),
             })
             .AddTimeout(options.Timeout)
             .Build();
